@@ -1,0 +1,62 @@
+"""Everything the tool learns about the machine it runs on, created once and passed in.
+
+Tests swap any part of it (state dir, /proc root, streams) instead of patching globals.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = Path("/var/lib/workshop")
+
+
+@dataclass
+class Environment:
+    """The machine as the tool sees it."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    """Where every rendered line goes (only `render` writes to it)."""
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    is_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    state_dir: Path = DEFAULT_STATE_DIR
+    """Images, journals and session work dirs live here; the tool owns it and nothing outside it."""
+    proc_root: Path = Path("/proc")
+    """A `/proc`-like tree; tests point it at fixtures."""
+    sys_root: Path = Path("/sys")
+    lessons_dir: Path = REPO_ROOT / "lessons"
+    color: bool = True
+    """False for NO_COLOR or --plain: styles are dropped, text is unchanged."""
+    width: int | None = None
+    """Fixed render width (tests); None means the terminal's."""
+
+    @classmethod
+    def from_os(cls) -> Environment:
+        state = os.environ.get("WORKSHOP_STATE_DIR")
+        lessons = os.environ.get("WORKSHOP_LESSONS")
+        return cls(
+            state_dir=Path(state) if state else DEFAULT_STATE_DIR,
+            lessons_dir=Path(lessons) if lessons else REPO_ROOT / "lessons",
+            color="NO_COLOR" not in os.environ,
+        )
+
+    @property
+    def images_dir(self) -> Path:
+        return self.state_dir / "images"
+
+    @property
+    def image_path(self) -> Path:
+        """The default container image: a plain tarball, as `docker export` would write."""
+        return self.images_dir / "rootfs.tar"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.state_dir / "journal"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.state_dir / "sessions"
