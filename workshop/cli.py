@@ -1,0 +1,254 @@
+"""`workshop [shell] | list | run | doctor | cleanup | rootfs | check`: parses, then calls the pieces."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from workshop.environment import Environment
+
+COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "check")
+NEEDS_ROOT = ("shell", "run", "cleanup", "rootfs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="workshop",
+        description="An interactive teaching shell: how Linux containers really work, live on your kernel.",
+    )
+    p.add_argument("--plain", action="store_true", help="no colours (also: NO_COLOR=1)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("shell", help="the interactive shell (the default)")
+    sub.add_parser("list", help="lessons, whether they can run here, and your progress")
+    run = sub.add_parser("run", help="run a lesson from start to end, showing every step")
+    run.add_argument("lesson")
+    run.add_argument("--yes", "-y", action="store_true", help="do not wait for a key between steps")
+    run.add_argument("--quiet", action="store_true", help="leave out the pstree and namespace views")
+    sub.add_parser("doctor", help="what this machine can run, and how to fix what it cannot")
+    clean = sub.add_parser("cleanup", help="undo everything an earlier (crashed) session left behind")
+    clean.add_argument("--all", action="store_true", help="also sessions whose workshop still runs")
+    rootfs = sub.add_parser("rootfs", help="build the container image offline, or import one")
+    rootfs.add_argument("--from", dest="source", metavar="TARBALL_OR_DIR", help="import this instead of building")
+    check = sub.add_parser("check", help="validate lesson files")
+    check.add_argument("paths", nargs="*", type=Path)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    env = Environment.from_os()
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    if first is not None and first not in COMMANDS:
+        from workshop.render import Renderer
+
+        close = difflib.get_close_matches(first, COMMANDS, n=1)
+        hint = f"did you mean `workshop {close[0]}`?" if close else f"commands: {', '.join(COMMANDS)}"
+        Renderer(env).error(f"unknown command {first!r}; {hint}")
+        return 2
+    args = build_parser().parse_args(args_list)
+    if args.plain:
+        env.color = False
+    command = args.command or "shell"
+    if command in NEEDS_ROOT and not env.is_root:
+        from workshop.render import Renderer
+
+        Renderer(env).error(
+            f"`workshop {command}` changes kernel state (namespaces, mounts, cgroups) and needs root: "
+            f"run it as `sudo workshop {command if args.command else ''}`".replace(" `", " `").rstrip()
+        )
+        return 2
+    _exit_on_sigterm()
+    try:
+        return HANDLERS[command](env, args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM and SIGHUP unwind the stack like Ctrl-C does, so every `finally` undoes what it created."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # not the main thread (tests)
+            signal.signal(sig, handler)
+
+
+def cmd_shell(env: Environment, args: argparse.Namespace) -> int:
+    from workshop.shell import Shell
+
+    return Shell(env).run()
+
+
+def cmd_list(env: Environment, args: argparse.Namespace) -> int:
+    from workshop import loader
+    from workshop.catalog import Catalog
+    from workshop.render import Renderer
+
+    out = Renderer(env)
+    try:
+        catalog = Catalog.load(env)
+    except loader.LessonError as e:
+        out.error(f"some lesson files are broken:\n{e}")
+        return 1
+    out.lessons(catalog.lessons, catalog.unmet_text(env), catalog.progress_text())
+    return 0
+
+
+def cmd_run(env: Environment, args: argparse.Namespace) -> int:
+    from workshop import loader, runner
+    from workshop.catalog import Catalog
+    from workshop.render import Renderer
+    from workshop.session import LessonSession
+
+    out = Renderer(env, observe=not args.quiet)
+    try:
+        catalog = Catalog.load(env)
+    except loader.LessonError as e:
+        out.error(f"some lesson files are broken:\n{e}")
+        return 1
+    lesson = catalog.find(args.lesson)
+    if lesson is None:
+        out.error(f"no lesson {args.lesson!r}{catalog.suggest(args.lesson)}")
+        return 2
+    if not _ready(env, catalog, lesson, out):
+        return 1
+    _clean_leftovers(env, out)
+    session = LessonSession(env, lesson, out)
+    passed = 0
+    try:
+        session.start()
+        for index in range(len(lesson.steps)):
+            if not args.yes and not _wait_for_key(env, out):
+                break
+            outcome = runner.run_step(session, index)
+            if not outcome.passed:
+                break
+            catalog.progress.step_done(lesson.id, index, len(lesson.steps))
+            passed += 1
+        if passed == len(lesson.steps) and lesson.outro:
+            out.markdown(lesson.outro)
+    finally:
+        session.close()
+    total = len(lesson.steps)
+    out.text(f"{lesson.id}: {passed}/{total} steps passed", "check.pass" if passed == total else "check.fail")
+    return 0 if passed == total else 1
+
+
+def _ready(env: Environment, catalog: object, lesson: object, out: object) -> bool:
+    from workshop.catalog import Catalog
+    from workshop.model import Lesson
+    from workshop.render import Renderer
+
+    assert isinstance(catalog, Catalog) and isinstance(lesson, Lesson) and isinstance(out, Renderer)
+    missing = catalog.unmet(env, lesson)
+    if not missing:
+        return True
+    out.error(f"lesson {lesson.id!r} cannot run on this machine yet:")
+    out.doctor(missing)
+    return False
+
+
+def _wait_for_key(env: Environment, out: object) -> bool:
+    from workshop.render import Renderer
+
+    assert isinstance(out, Renderer)
+    if not env.stdin.isatty():
+        return True
+    out.text("press Enter for the next step (q and Enter to stop)", "muted")
+    return env.stdin.readline().strip().lower() not in ("q", "quit")
+
+
+def _clean_leftovers(env: Environment, out: object) -> None:
+    from workshop import journal
+    from workshop.render import Renderer
+
+    assert isinstance(out, Renderer)
+    for j in journal.iter_leftovers(env.journal_dir):
+        out.notice(f"undoing what session {j.session} left behind (its workshop is gone)", "warning")
+        out.undone(j.session, j.undo())
+
+
+def cmd_doctor(env: Environment, args: argparse.Namespace) -> int:
+    from workshop import doctor
+    from workshop.render import Renderer
+
+    findings = doctor.diagnose(env)
+    Renderer(env).doctor(findings)
+    return doctor.exit_status(findings)
+
+
+def cmd_cleanup(env: Environment, args: argparse.Namespace) -> int:
+    from workshop import journal
+    from workshop.render import Renderer
+
+    out = Renderer(env)
+    failed = False
+    found = False
+    for j in journal.journals(env.journal_dir):
+        if j.owner_alive() and not args.all:
+            out.notice(f"session {j.session} is still running (workshop pid {j.header.get('owner_pid')}); "
+                       "left alone (use --all to undo it anyway)", "warning")  # fmt: skip
+            continue
+        found = True
+        results = j.undo()
+        out.undone(j.session, results)
+        failed = failed or any(r.failed for r in results)
+    if failed:
+        out.error("some resources could not be undone; see above")
+        return 1
+    out.text("the host is clean: nothing left from workshop sessions" if not found else "done: the host is clean",
+             "check.pass")  # fmt: skip
+    return 0
+
+
+def cmd_rootfs(env: Environment, args: argparse.Namespace) -> int:
+    from workshop import rootfs
+    from workshop.render import Renderer
+
+    out = Renderer(env)
+    try:
+        if args.source:
+            info = rootfs.import_image(Path(args.source), env.image_path)
+        else:
+            info = rootfs.build_busybox_image(env.image_path)
+    except rootfs.RootfsError as e:
+        out.error(str(e))
+        return 1
+    out.text(f"image ready: {info.path} ({info.members} entries, {info.size // 1024} KiB, from {info.source})",
+             "check.pass")  # fmt: skip
+    return 0
+
+
+def cmd_check(env: Environment, args: argparse.Namespace) -> int:
+    from workshop import loader
+    from workshop.render import Renderer
+
+    out = Renderer(env)
+    paths: list[Path] = []
+    for p in args.paths or [env.lessons_dir]:
+        paths.extend(loader.lesson_files(p) if p.is_dir() else [p])
+    if not paths:
+        out.error("no lesson files found")
+        return 1
+    try:
+        lessons = loader.load_all(paths)
+    except loader.LessonError as e:
+        for problem in e.problems:
+            out.error(str(problem))
+        return 1
+    out.text(f"{len(lessons)} lessons, {sum(len(x.steps) for x in lessons)} steps: all valid", "check.pass")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[Environment, argparse.Namespace], int]] = {
+    "shell": cmd_shell, "list": cmd_list, "run": cmd_run, "doctor": cmd_doctor, "cleanup": cmd_cleanup,
+    "rootfs": cmd_rootfs, "check": cmd_check,
+}  # fmt: skip

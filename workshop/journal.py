@@ -1,0 +1,291 @@
+"""Write-ahead record of everything a session creates, and the one place that undoes it.
+
+An entry is appended and fsync'ed *before* the resource exists, so after a crash (even `kill -9`) the journal
+names everything that may be left; undoing a resource that was never created is a no-op. Entries are undone in
+reverse order: processes die before their mounts go, mounts go before their directories are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workshop import procfs
+
+KINDS = ("session-procs", "process", "mounts-under", "mount", "path", "netns", "link", "cgroup")
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    target: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Undone:
+    entry: Entry
+    outcome: str
+    """'removed', 'already gone' or 'failed: why'."""
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome.startswith("failed")
+
+
+class JournalError(Exception):
+    pass
+
+
+def _start_time(pid: int) -> int | None:
+    stat = procfs.read_stat(Path("/proc"), pid)
+    return stat.starttime if stat else None
+
+
+class Journal:
+    """One session's journal file: a header line, then one JSON entry per line."""
+
+    def __init__(self, path: Path, header: dict[str, Any], entries: list[Entry]) -> None:
+        self.path = path
+        self.header = header
+        self.entries = entries
+
+    # -- writing ----------------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, journal_dir: Path, session: str, workdir: Path) -> Journal:
+        journal_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        header = {
+            "session": session,
+            "owner_pid": os.getpid(),
+            "owner_start": _start_time(os.getpid()),
+            "workdir": str(workdir),
+            "created": time.time(),
+        }
+        path = journal_dir / f"{session}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(header) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return cls(path, header, [])
+
+    def record(self, kind: str, target: str, **extra: Any) -> Entry:
+        """Appends an entry durably; call it before creating the resource."""
+        if kind not in KINDS:
+            raise JournalError(f"unknown resource kind {kind!r}")
+        entry = Entry(kind, target, dict(extra))
+        if entry in self.entries:
+            return entry
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"kind": kind, "target": target, **extra}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.entries.append(entry)
+        return entry
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    @classmethod
+    def read(cls, path: Path) -> Journal:
+        header: dict[str, Any] = {}
+        entries: list[Entry] = []
+        with open(path) as f:
+            for n, line in enumerate(f):
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a crash mid-write: its resource was not created yet
+                if n == 0:
+                    header = data
+                    continue
+                kind, target = data.pop("kind", None), data.pop("target", None)
+                if kind in KINDS and isinstance(target, str):
+                    entries.append(Entry(kind, target, data))
+        return cls(path, header, entries)
+
+    @property
+    def session(self) -> str:
+        return str(self.header.get("session", self.path.stem))
+
+    def owner_alive(self) -> bool:
+        pid = self.header.get("owner_pid")
+        if not isinstance(pid, int) or pid == os.getpid():
+            return False
+        return _start_time(pid) == self.header.get("owner_start") is not None
+
+    # -- undoing ----------------------------------------------------------------------------------------------
+    def undo(self) -> list[Undone]:
+        """Undoes every entry, newest first; removes the journal only when nothing failed, so a retry is possible."""
+        results = [Undone(e, _undo(e, self.session)) for e in reversed(self.entries)]
+        if not any(r.failed for r in results):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        return results
+
+
+def journals(journal_dir: Path) -> list[Journal]:
+    if not journal_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(journal_dir.glob("*.jsonl")):
+        with contextlib.suppress(OSError):
+            found.append(Journal.read(path))
+    return found
+
+
+# -- undo, per kind -----------------------------------------------------------------------------------------------
+
+def _undo(entry: Entry, session: str) -> str:
+    try:
+        undo = _UNDO[entry.kind]
+        return undo(entry, session)
+    except Exception as e:  # cleanup must go on with the next entry whatever one of them does
+        return f"failed: {type(e).__name__}: {e}"
+
+
+def _undo_session_procs(entry: Entry, session: str) -> str:
+    """Every process started from this session's consoles carries WORKSHOP_SESSION in its environment, and every
+    process chrooted into its work dir has its root there: kill them all, including container init processes."""
+    workdir = entry.target
+    killed = 0
+    for _ in range(20):  # a fork bomb or a respawning shell may race us; SIGKILL rounds until none is left
+        pids = [p for p in procfs.session_pids(Path("/proc"), session, workdir) if p != os.getpid()]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        _wait_gone(pids, 1.0)
+    else:
+        return "failed: processes keep appearing"
+    return f"removed ({killed} processes)" if killed else "already gone"
+
+
+def _undo_process(entry: Entry, session: str) -> str:
+    pid = int(entry.target)
+    if _start_time(pid) != entry.extra.get("start"):
+        return "already gone"
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    _wait_gone([pid], 2.0)
+    return "removed"
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{p}").exists() and procfs.is_alive(Path("/proc"), p) for p in pids):
+            return
+        time.sleep(0.01)
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+MNT_DETACH = 2
+
+
+def umount(target: str) -> bool:
+    """Lazily unmounts the topmost mount at target; False if nothing was mounted there."""
+    if _libc.umount2(target.encode(), MNT_DETACH) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOENT):
+        return False
+    raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def _undo_mount(entry: Entry, session: str) -> str:
+    removed = 0
+    while entry.target in procfs.mount_points(Path("/proc")) and removed < 32:
+        if not umount(entry.target):
+            break
+        removed += 1
+    return "removed" if removed else "already gone"
+
+
+def _undo_mounts_under(entry: Entry, session: str) -> str:
+    """Catches mounts a lesson made without declaring them: anything mounted at or below the work dir."""
+    prefix = entry.target.rstrip("/") + "/"
+    removed = 0
+    for _ in range(64):
+        under = [m for m in procfs.mount_points(Path("/proc")) if m.startswith(prefix) or m == entry.target]
+        if not under:
+            break
+        for target in sorted(under, key=len, reverse=True):
+            with contextlib.suppress(OSError):
+                removed += umount(target)
+    return f"removed ({removed} mounts)" if removed else "already gone"
+
+
+def _undo_path(entry: Entry, session: str) -> str:
+    path = Path(entry.target)
+    if not path.is_absolute() or len(path.parts) < 3:
+        return f"failed: refusing to remove {path}: not a path the tool creates"
+    if not path.exists() and not path.is_symlink():
+        return "already gone"
+    # rmtree crosses mount points: with a bind mount left below, it would delete the host's files
+    prefix = str(path).rstrip("/") + "/"
+    still = [m for m in procfs.mount_points(Path("/proc")) if m.startswith(prefix) or m == str(path)]
+    if still:
+        return f"failed: still mounted below it: {', '.join(still)}"
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    return "removed"
+
+
+def _undo_netns(entry: Entry, session: str) -> str:
+    path = Path("/run/netns") / entry.target
+    if not path.exists() and not path.is_symlink():
+        return "already gone"
+    with contextlib.suppress(OSError):
+        umount(str(path))
+    path.unlink()
+    return "removed"
+
+
+def _undo_link(entry: Entry, session: str) -> str:
+    from workshop import netlink  # pyroute2 is heavy: import only when a lesson made a link
+
+    return "removed" if netlink.delete_link(entry.target) else "already gone"
+
+
+def _undo_cgroup(entry: Entry, session: str) -> str:
+    from workshop import cgroups
+
+    path = Path(entry.target)
+    if not path.exists():
+        return "already gone"
+    version = cgroups.CgroupVersion(entry.extra.get("version", "v1"))
+    cgroups.kill_and_remove(path, version)
+    return "removed"
+
+
+_UNDO = {
+    "session-procs": _undo_session_procs,
+    "process": _undo_process,
+    "mounts-under": _undo_mounts_under,
+    "mount": _undo_mount,
+    "path": _undo_path,
+    "netns": _undo_netns,
+    "link": _undo_link,
+    "cgroup": _undo_cgroup,
+}
+
+
+def iter_leftovers(journal_dir: Path) -> Iterator[Journal]:
+    """Journals whose owning workshop process is gone: what `workshop cleanup` replays."""
+    for j in journals(journal_dir):
+        if not j.owner_alive():
+            yield j

@@ -1,0 +1,110 @@
+"""The curriculum as data: what a lesson is, independent of files, consoles and the kernel.
+
+Everything here is frozen and free of I/O; `loader` builds it from lesson files, `runner` interprets it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "host"
+"""The console every lesson has: a root shell on the host, in the tool's own namespaces."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in a lesson file, so every error can say `file:line`."""
+
+    file: Path
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """Commands typed into one console, one line at a time, as a learner would."""
+
+    console: str
+    """Name of the console (`host`, `container`, …) the lines are typed into."""
+    lines: tuple[str, ...]
+    """Each line is sent on its own and waited for; a line may start a nested shell (`unshare … /bin/sh`), and the
+    following lines are then typed into that shell."""
+    where: Where
+    timeout: float = 30.0
+    """Seconds each line may take before the console is interrupted with Ctrl-C."""
+    rc: int | None = 0
+    """Exit status the last line must end with; None accepts any (for a step that shows a failure)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A shell script run on the host after the step; exit status 0 means the step did what it teaches."""
+
+    description: str
+    """What the check proves, in the learner's words (the script's leading `#` comment)."""
+    script: str
+    where: Where
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Text that must appear in a console's output during the step (a regular expression)."""
+
+    console: str
+    pattern: str
+    where: Where
+
+
+@dataclass(frozen=True)
+class Creates:
+    """A resource a step is about to create, journaled before the step runs so it is undone whatever happens.
+
+    `kind` is one of `mount`, `path`, `netns`, `link`, `cgroup`; `target` is a path or name after substitution.
+    """
+
+    kind: str
+    target: str
+    where: Where
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    prose: str
+    """Markdown shown before the commands run."""
+    runs: tuple[Run, ...]
+    checks: tuple[Check, ...]
+    where: Where
+    hints: tuple[str, ...] = ()
+    expects: tuple[Expect, ...] = ()
+    creates: tuple[Creates, ...] = ()
+    examples: tuple[str, ...] = ()
+    """Code shown but never run (a fenced block with any other tag, e.g. `python`)."""
+
+
+@dataclass(frozen=True)
+class Lesson:
+    id: str
+    """Stable identifier used by `workshop start ID`, progress files and docs."""
+    title: str
+    summary: str
+    """Markdown shown when the lesson starts."""
+    steps: tuple[Step, ...]
+    path: Path
+    """The lesson file; its folder holds helper files the lesson refers to as `{{lessondir}}`."""
+    order: int = 100
+    """Position in the curriculum (`workshop list` sorts by it)."""
+    requires: tuple[str, ...] = ()
+    """Words from `doctor.REQUIREMENTS` (root, rootfs, unshare, overlay, cgroup-pids, …)."""
+    consoles: tuple[str, ...] = (HOST,)
+    """Consoles the lesson opens, in display order; `host` is always first."""
+    outro: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    """Lesson-defined variables (front matter `vars`), themselves templates over the engine's variables."""
+
+    @property
+    def lessondir(self) -> Path:
+        return self.path.parent

@@ -1,0 +1,189 @@
+"""The only module that prints: turns events and reports into rich output on the environment's stdout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.padding import Padding
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from workshop import events as ev
+from workshop.environment import Environment
+from workshop.theme import THEME
+
+if TYPE_CHECKING:
+    from workshop.doctor import Finding
+    from workshop.journal import Undone
+    from workshop.model import Lesson
+
+
+def make_console(env: Environment) -> Console:
+    return Console(
+        file=env.stdout, theme=THEME, no_color=not env.color, width=env.width, highlight=False,
+        color_system="auto" if env.color else None, emoji=False,
+    )  # fmt: skip
+
+
+class Renderer:
+    """Handles every `events.Event`; also renders the CLI's tables and messages."""
+
+    def __init__(self, env: Environment, observe: bool = True) -> None:
+        self.env = env
+        self.out = make_console(env)
+        self.observe = observe
+        """Show pstree and namespaces after each step (off for quiet tests)."""
+        self.last_observed: ev.Observed | None = None
+
+    # -- events ---------------------------------------------------------------------------------------------------
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.LessonStarted):
+            self.lesson_started(event)
+        elif isinstance(event, ev.StepStarted):
+            self.step_started(event)
+        elif isinstance(event, ev.LineTyped):
+            self.out.print(Text.assemble((f"{event.console}# ", "console.name"), (event.line, "command")))
+        elif isinstance(event, ev.OutputLine):
+            self.out.print(Text.assemble(("  │ ", "muted"), (event.text, "output")), soft_wrap=True)
+        elif isinstance(event, ev.LineFinished):
+            self.line_finished(event)
+        elif isinstance(event, ev.CheckDone):
+            self.check_done(event)
+        elif isinstance(event, ev.Observed):
+            self.last_observed = event
+            if self.observe:
+                self.observation(event)
+        elif isinstance(event, ev.Notice):
+            self.notice(event.text, event.level)
+        elif isinstance(event, ev.StepFinished):
+            self.step_finished(event)
+        elif isinstance(event, ev.CleanedUp):
+            self.cleaned_up(event)
+
+    def lesson_started(self, e: ev.LessonStarted) -> None:
+        self.out.print(Rule(Text(f"{e.lesson.title}", style="lesson.title")))
+        if e.lesson.summary:
+            self.out.print(Markdown(e.lesson.summary))
+        consoles = ", ".join(e.lesson.consoles)
+        self.out.print(Text(f"session {e.session} · consoles: {consoles} · work dir {e.workdir}", style="muted"))
+
+    def step_started(self, e: ev.StepStarted) -> None:
+        total = len(e.lesson.steps)
+        self.out.print()
+        self.out.print(Rule(Text.assemble((f"step {e.index + 1}/{total} ", "step.counter"), (e.step.title, "step.title")),
+                            align="left"))  # fmt: skip
+        if e.prose:
+            self.out.print(Markdown(e.prose))
+        for example in e.step.examples:
+            self.out.print(Padding(Text(example, style="muted"), (0, 0, 0, 4)))
+
+    def line_finished(self, e: ev.LineFinished) -> None:
+        r = e.result
+        if r.interrupted:
+            self.notice(f"{e.console}: interrupted (Ctrl-C); back at the prompt", "warning")
+        elif r.timed_out:
+            self.notice(f"{e.console}: `{e.line}` ran longer than {e.timeout:g}s and was interrupted with Ctrl-C",
+                        "warning")  # fmt: skip
+        if r.restarted:
+            self.notice(f"{e.console}: the shell had to be restarted; what earlier steps did in it is gone "
+                        "(`again` re-runs the step)", "warning")  # fmt: skip
+        if r.rc not in (None, 0) or (e.expected_rc not in (None, 0) and r.rc is not None):
+            ok = e.expected_rc is None or r.rc == e.expected_rc
+            style = "muted" if ok else "error"
+            why = " (as expected)" if ok and e.expected_rc is not None else ""
+            self.out.print(Text(f"  exit status {r.rc}{why}", style=style))
+        elif e.expected_rc not in (None, 0) and r.rc == 0:
+            self.out.print(Text(f"  exit status 0, but this step expects {e.expected_rc}", style="error"))
+
+    def check_done(self, e: ev.CheckDone) -> None:
+        r = e.result
+        label = r.check.description or "check"
+        if r.passed:
+            self.out.print(Text.assemble(("  ✓ ", "check.pass"), (label, "check.pass")))
+            return
+        self.out.print(Text.assemble(("  ✗ ", "check.fail"), (label, "check.fail")))
+        if r.failed_at:
+            self.out.print(Text(f"      failed at: {r.failed_at}", style="muted"))
+        for line in r.output.splitlines()[-8:]:
+            self.out.print(Text(f"      {line}", style="muted"))
+
+    def observation(self, e: ev.Observed) -> None:
+        from workshop import views
+
+        self.out.print(views.pstree_view(e.snapshot, e.diff))
+        self.out.print(views.namespace_view(e.snapshot, e.diff))
+
+    def step_finished(self, e: ev.StepFinished) -> None:
+        if e.passed:
+            self.out.print(Text("step done", style="check.pass"))
+        else:
+            self.out.print(Text("this step did not do what it teaches yet — `hint`, or `again` to re-run it",
+                                style="check.fail"))  # fmt: skip
+
+    def cleaned_up(self, e: ev.CleanedUp) -> None:
+        if e.failed:
+            self.notice("cleanup could not undo everything:", "error")
+            for line in e.failed:
+                self.out.print(Text(f"  {line}", style="error"))
+            self.notice("run `sudo workshop cleanup` to try again", "error")
+        elif e.removed:
+            self.out.print(Text(f"cleaned up: {len(e.removed)} resources undone, the host is as it was", style="muted"))
+
+    # -- messages ---------------------------------------------------------------------------------------------------
+    def notice(self, text: str, level: str = "info") -> None:
+        style = {"info": "notice", "warning": "warning", "error": "error"}.get(level, "notice")
+        prefix = {"warning": "! ", "error": "✗ "}.get(level, "")
+        self.out.print(Text(prefix + text, style=style))
+
+    def error(self, text: str) -> None:
+        self.notice(text, "error")
+
+    def text(self, text: str, style: str = "") -> None:
+        self.out.print(Text(text, style=style))
+
+    def markdown(self, text: str) -> None:
+        self.out.print(Markdown(text))
+
+    def hint(self, text: str) -> None:
+        self.out.print(Text.assemble(("hint: ", "hint"), (text, "")))
+
+    # -- reports ---------------------------------------------------------------------------------------------------
+    def lessons(self, lessons: Sequence[Lesson], unmet: dict[str, list[str]], progress: dict[str, str]) -> None:
+        table = Table(box=None, pad_edge=False, header_style="heading")
+        table.add_column("id", style="command")
+        table.add_column("lesson")
+        table.add_column("steps", justify="right")
+        table.add_column("can run here")
+        table.add_column("progress")
+        for lesson in lessons:
+            missing = unmet.get(lesson.id, [])
+            runnable = Text("yes", style="doctor.ok") if not missing else Text("no: " + "; ".join(missing), "doctor.fail")
+            table.add_row(lesson.id, lesson.title, str(len(lesson.steps)), runnable, progress.get(lesson.id, ""))
+        self.out.print(table)
+
+    def doctor(self, findings: Iterable[Finding]) -> None:
+        for f in findings:
+            status = f.status.value
+            mark = {"ok": "✓", "warn": "!", "fail": "✗"}[status]
+            line = Text.assemble((f"{mark} ", f"doctor.{status}"), (f.label, ""), (f"  {f.detail}", "muted"))
+            self.out.print(line)
+            if f.fix and status != "ok":
+                self.out.print(Text(f"    fix: {f.fix}", style=f"doctor.{status}"))
+
+    def undone(self, session: str, results: Iterable[Undone]) -> None:
+        for r in results:
+            style = "error" if r.failed else ("muted" if r.outcome == "already gone" else "check.pass")
+            self.out.print(Text(f"  {session}  {r.entry.kind} {r.entry.target}: {r.outcome}", style=style))
+
+    def table(self, rows: Iterable[tuple[str, str]], title: str = "") -> None:
+        t = Table(box=None, show_header=False, title=title or None, title_justify="left", title_style="heading")
+        t.add_column(style="command")
+        t.add_column()
+        for a, b in rows:
+            t.add_row(escape(a), b)
+        self.out.print(t)

@@ -1,0 +1,127 @@
+"""A lesson in progress: its consoles, work dir, journal, variables and the last observation.
+
+`start()` journals the session's catch-all resources before anything exists; `close()` undoes everything. Both
+the REPL and `workshop run` drive lessons through this class and `runner`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from workshop import observer, variables
+from workshop.consoles import Console
+from workshop.environment import Environment
+from workshop.events import CleanedUp, LessonStarted, Observed, Sink
+from workshop.journal import Journal
+from workshop.model import Lesson
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(3)
+
+
+class LessonSession:
+    def __init__(self, env: Environment, lesson: Lesson, sink: Sink, session_id: str | None = None) -> None:
+        self.env = env
+        self.lesson = lesson
+        self.sink = sink
+        self.id = session_id or new_session_id()
+        self.workdir = env.sessions_dir / self.id
+        self.consoles: dict[str, Console] = {}
+        self.journal: Journal | None = None
+        self.position = 0
+        """Index of the next step to run."""
+        self.passed: set[int] = set()
+        self.last_run: int | None = None
+        """Index of the step run most recently (what `again` re-runs)."""
+        self.last: observer.Snapshot | None = None
+        self.active = lesson.consoles[-1]
+        """The console free-typed lines go to: the one the last step used."""
+        self._before: dict[str, str] = {}
+
+    # -- life cycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.journal = Journal.create(self.env.journal_dir, self.id, self.workdir)
+        # catch-alls first, so they are undone last: processes die, then mounts go, then the files
+        self.journal.record("path", str(self.workdir))
+        self.journal.record("mounts-under", str(self.workdir))
+        self.journal.record("session-procs", str(self.workdir))
+        self.workdir.mkdir(parents=True, mode=0o755)
+        for name in self.lesson.consoles:
+            console = Console(name, self.id, cwd=self.workdir, proc_root=self.env.proc_root)
+            console.start()
+            self.consoles[name] = console
+        self.sink(LessonStarted(self.lesson, self.id, str(self.workdir)))
+        self.observe()
+
+    def close(self) -> CleanedUp:
+        for console in self.consoles.values():
+            console.close()
+        self.consoles.clear()
+        removed: list[str] = []
+        failed: list[str] = []
+        if self.journal is not None:
+            for undone in self.journal.undo():
+                text = f"{undone.entry.kind} {undone.entry.target}: {undone.outcome}"
+                if undone.failed:
+                    failed.append(text)
+                elif undone.outcome != "already gone":
+                    removed.append(text)
+            self.journal = None
+        event = CleanedUp(tuple(removed), tuple(failed))
+        self.sink(event)
+        return event
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= len(self.lesson.steps)
+
+    # -- variables ------------------------------------------------------------------------------------------------
+    def value(self, name: str) -> str:
+        static = {
+            "session": self.id,
+            "name": f"ws{self.id}",
+            "workdir": str(self.workdir),
+            "rootfs": str(self.workdir / "rootfs"),
+            "image": str(self.env.image_path),
+            "lessondir": str(self.lesson.lessondir),
+            "python": sys.executable,
+        }
+        if name in static:
+            return static[name]
+        if name in self.lesson.variables:
+            return variables.substitute(self.lesson.variables[name], self.value)
+        if name.startswith("before.pid."):
+            console = name.removeprefix("before.pid.")
+            if console in self._before:
+                return self._before[console]
+        prefix, _, console_name = name.rpartition(".")
+        console = self.consoles.get(console_name)
+        if console is not None and prefix in ("pid", "before.pid"):
+            return str(console.focus_pid())
+        if console is not None and prefix == "shell":
+            return str(console.pid)
+        raise variables.UnknownVariable(name)
+
+    def substitute(self, text: str) -> str:
+        return variables.substitute(text, self.value)
+
+    def remember_before(self) -> None:
+        """Freezes {{before.pid.X}} at the start of a step."""
+        self._before = {name: str(c.focus_pid()) for name, c in self.consoles.items() if c.alive}
+
+    # -- observing ------------------------------------------------------------------------------------------------
+    def observe(self, emit: bool = True) -> observer.Diff:
+        roots = {name: c.pid for name, c in self.consoles.items() if c.alive}
+        snap = observer.snapshot(self.env.proc_root, roots, reference_pid=os.getpid())
+        d = observer.diff(self.last, snap)
+        self.last = snap
+        if emit:
+            self.sink(Observed(snap, d))
+        return d
+
+    def work_path(self, *parts: str) -> Path:
+        return self.workdir.joinpath(*parts)
