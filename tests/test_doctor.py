@@ -1,0 +1,310 @@
+from __future__ import annotations
+
+import os
+import sys
+import time
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from workshop.doctor import (
+    KEYS,
+    REQUIREMENTS,
+    Finding,
+    Probe,
+    Status,
+    diagnose,
+    exit_status,
+    unmet,
+)
+from workshop.environment import Environment
+from workshop.processes import Completed
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PROC, SYS = Path("/fake/proc"), Path("/fake/sys")
+ENV = Environment(proc_root=PROC, sys_root=SYS, state_dir=Path("/fake/state"), is_root=True)
+ALL_TOOLS = ("unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", "tar", "python3")
+
+
+class RootfsError(Exception):
+    """Stands in for workshop.rootfs.RootfsError."""
+
+
+@dataclass
+class Machine:
+    """A described machine: files, paths that exist, tools on PATH, and what `run` answers."""
+
+    files: dict[Path, str] = field(default_factory=dict)
+    present: set[Path] = field(default_factory=set)
+    tools: set[str] = field(default_factory=lambda: set(ALL_TOOLS))
+    runs: list[tuple[str, ...]] = field(default_factory=list)
+    run_result: Completed = field(default_factory=lambda: Completed(("x",), 0, "", ""))
+
+    def read_text(self, path: Path) -> str:
+        if path in self.files:
+            return self.files[path]
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    def run(self, argv: Sequence[str]) -> Completed:
+        self.runs.append(tuple(argv))
+        return replace(self.run_result, argv=tuple(argv))
+
+    def probe(self, is_root: bool = True) -> Probe:
+        return Probe(
+            which=lambda name: f"/usr/bin/{name}" if name in self.tools else None,
+            read_text=self.read_text,
+            exists=lambda path: path in self.present or path in self.files,
+            is_root=is_root,
+            run=self.run,
+            find_busybox=lambda: Path("/usr/bin/busybox"),
+        )
+
+
+def healthy() -> Machine:
+    """Ubuntu 24.04-like: cgroup v2 with pids, everything installed, image built."""
+    m = Machine()
+    m.files[PROC / "self/mountinfo"] = (FIXTURES / "mountinfo/v2-ubuntu2404.txt").read_text()
+    m.files[SYS / "fs/cgroup/cgroup.controllers"] = (
+        FIXTURES / "doctor/cgroup.controllers-ubuntu2404.txt"
+    ).read_text()
+    m.files[PROC / "filesystems"] = (FIXTURES / "doctor/filesystems.txt").read_text()
+    m.files[PROC / "sys/user/max_user_namespaces"] = "15000\n"
+    m.present |= {
+        PROC / "self/ns" / ns for ns in ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+    }
+    m.present |= {SYS / "module/veth", ENV.image_path}
+    return m
+
+
+def by_key(findings: Sequence[Finding]) -> dict[str, Finding]:
+    return {f.key: f for f in findings}
+
+
+def test_everything_present_is_all_ok() -> None:
+    m = healthy()
+    findings = diagnose(ENV, m.probe())
+    assert [f.key for f in findings] == list(KEYS)
+    assert [f for f in findings if f.status is not Status.OK] == []
+    assert all(f.fix == "" for f in findings)
+    assert exit_status(findings) == 0
+    assert m.runs == []  # the veth module was there: no probe process
+
+
+def test_labels() -> None:
+    f = by_key(diagnose(ENV, healthy().probe()))
+    assert f["root"].label == "running as root"
+    assert f["tool:unshare"].label == "unshare (util-linux)"
+    assert f["cgroup:pids"].detail.startswith("cgroup v2")
+
+
+def test_not_root() -> None:
+    findings = diagnose(ENV, healthy().probe(is_root=False))
+    root = by_key(findings)["root"]
+    assert root.status is Status.FAIL
+    assert "sudo" in root.fix
+    assert exit_status(findings) == 1
+
+
+def test_pstree_missing() -> None:
+    m = healthy()
+    m.tools.discard("pstree")
+    f = by_key(diagnose(ENV, m.probe()))["tool:pstree"]
+    assert f.status is Status.FAIL
+    assert f.fix == "apt-get install psmisc"
+
+
+def test_v2_without_pids() -> None:
+    m = healthy()
+    m.files[SYS / "fs/cgroup/cgroup.controllers"] = "cpuset cpu io memory\n"
+    f = by_key(diagnose(ENV, m.probe()))["cgroup:pids"]
+    assert f.status is Status.FAIL
+    assert "/sys/fs/cgroup/cgroup.controllers" in f.fix
+
+
+def test_v1_without_pids_suggests_mounting_it() -> None:
+    m = healthy()
+    text = (FIXTURES / "mountinfo/v1-centos7.txt").read_text()
+    m.files[PROC / "self/mountinfo"] = "\n".join(x for x in text.splitlines() if "/pids " not in x)
+    f = by_key(diagnose(ENV, m.probe()))["cgroup:pids"]
+    assert f.status is Status.FAIL
+    assert "mount -t cgroup -o pids none /sys/fs/cgroup/pids" in f.fix
+
+
+def test_hybrid_this_machine_layout() -> None:
+    m = healthy()
+    m.files[PROC / "self/mountinfo"] = (FIXTURES / "mountinfo/hybrid-debian12.txt").read_text()
+    f = by_key(diagnose(ENV, m.probe()))["cgroup:pids"]
+    assert f.status is Status.OK
+    assert f.detail.startswith("cgroup v1 (hybrid): pids controller at /sys/fs/cgroup/pids")
+
+
+def test_no_cgroup_at_all() -> None:
+    m = healthy()
+    m.files[PROC / "self/mountinfo"] = (FIXTURES / "mountinfo/none-container.txt").read_text()
+    f = by_key(diagnose(ENV, m.probe()))["cgroup:pids"]
+    assert f.status is Status.FAIL
+    assert "mount -t cgroup2" in f.fix
+
+
+def test_overlay_missing() -> None:
+    m = healthy()
+    fs = m.files[PROC / "filesystems"]
+    m.files[PROC / "filesystems"] = "\n".join(x for x in fs.splitlines() if "overlay" not in x)
+    f = by_key(diagnose(ENV, m.probe()))["overlay"]
+    assert f.status is Status.FAIL
+    assert f.fix == "modprobe overlay"
+
+
+def test_namespace_missing() -> None:
+    m = healthy()
+    m.present.discard(PROC / "self/ns/time")
+    f = by_key(diagnose(ENV, m.probe()))["ns:time"]
+    assert f.status is Status.FAIL
+    assert "CONFIG_TIME_NS" in f.fix
+
+
+def test_unreadable_files_are_findings_not_exceptions() -> None:
+    def denied(path: Path) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    probe = replace(healthy().probe(), read_text=denied)
+    f = by_key(diagnose(ENV, probe))
+    assert set(f) == set(KEYS)
+    for key in ("overlay", "cgroup:pids", "userns"):
+        assert f[key].status is Status.FAIL
+        assert "Permission denied" in f[key].detail
+
+
+def test_any_probe_error_is_a_finding() -> None:
+    def broken(name: str) -> str | None:
+        raise RuntimeError("which exploded")
+
+    def no_exists(path: Path) -> bool:
+        raise OSError(5, "Input/output error")
+
+    probe = replace(healthy().probe(), which=broken, exists=no_exists)
+    findings = diagnose(ENV, probe)
+    assert [f.key for f in findings] == list(KEYS)
+    assert "which exploded" in by_key(findings)["tool:tar"].detail
+    assert "Input/output error" in by_key(findings)["ns:pid"].detail
+
+
+def test_busybox_missing() -> None:
+    def missing() -> Path:
+        raise RootfsError("no static busybox found: apt-get install busybox-static")
+
+    f = by_key(diagnose(ENV, replace(healthy().probe(), find_busybox=missing)))["busybox"]
+    assert f.status is Status.FAIL
+    assert "no static busybox" in f.detail
+    assert f.fix == "apt-get install busybox-static"
+
+
+def test_default_busybox_probe_uses_rootfs(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("workshop.rootfs")
+    fake.find_static_busybox = lambda: Path("/opt/busybox")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "workshop.rootfs", fake)
+    probe = replace(healthy().probe(), find_busybox=Probe().find_busybox)
+    f = by_key(diagnose(ENV, probe))["busybox"]
+    assert f.status is Status.OK
+    assert "/opt/busybox" in f.detail
+
+
+def test_veth_probed_in_a_throwaway_netns() -> None:
+    m = healthy()
+    m.present.discard(SYS / "module/veth")
+    f = by_key(diagnose(ENV, m.probe()))["veth"]
+    assert f.status is Status.OK
+    (argv,) = m.runs
+    assert argv[:2] == ("unshare", "--net")
+    assert argv[argv.index("add") + 1] == "dev"  # `ip link add NAME` would parse NAME as an address
+
+
+def test_veth_from_proc_modules() -> None:
+    m = healthy()
+    m.present.discard(SYS / "module/veth")
+    m.files[PROC / "modules"] = "bridge 311296 0 - Live 0x0\nveth 40960 0 - Live 0x0\n"
+    assert by_key(diagnose(ENV, m.probe()))["veth"].status is Status.OK
+    assert m.runs == []
+
+
+def test_veth_probe_fails() -> None:
+    m = healthy()
+    m.present.discard(SYS / "module/veth")
+    m.run_result = Completed(("x",), 2, "", "Error: Unknown device type.\n")
+    f = by_key(diagnose(ENV, m.probe()))["veth"]
+    assert f.status is Status.FAIL
+    assert "Unknown device type" in f.detail
+    assert f.fix == "modprobe veth"
+
+
+def test_veth_not_root_is_a_warning() -> None:
+    m = healthy()
+    m.present.discard(SYS / "module/veth")
+    f = by_key(diagnose(ENV, m.probe(is_root=False)))["veth"]
+    assert f.status is Status.WARN
+    assert m.runs == []
+
+
+def test_userns_restricted_by_apparmor_warns() -> None:
+    m = healthy()
+    m.files[PROC / "sys/kernel/apparmor_restrict_unprivileged_userns"] = "1\n"
+    f = by_key(diagnose(ENV, m.probe()))["userns"]
+    assert f.status is Status.WARN
+    assert "apparmor_restrict_unprivileged_userns=0" in f.fix
+    assert exit_status([f]) == 0
+
+
+def test_rootfs_missing() -> None:
+    m = healthy()
+    m.present.discard(ENV.image_path)
+    f = by_key(diagnose(ENV, m.probe()))["rootfs"]
+    assert f.status is Status.FAIL
+    assert f.fix == "sudo workshop rootfs"
+
+
+def test_unmet() -> None:
+    m = healthy()
+    m.files[SYS / "fs/cgroup/cgroup.controllers"] = "memory\n"
+    m.tools.discard("pstree")
+    findings = diagnose(ENV, m.probe(is_root=False))
+    assert [f.key for f in unmet(["root", "cgroup-pids"], findings)] == ["root", "cgroup:pids"]
+    assert unmet(["unshare", "overlay"], findings) == []
+    assert unmet([], findings) == []
+    assert unmet(["root", "cgroup-pids"], diagnose(ENV, healthy().probe())) == []
+
+
+def test_unmet_counts_unchecked_keys_as_failures() -> None:
+    (f,) = unmet(["root"], [])
+    assert f.key == "root"
+    assert f.status is Status.FAIL
+
+
+def test_unmet_unknown_word() -> None:
+    with pytest.raises(ValueError, match="cgroups-memory"):
+        unmet(["root", "cgroups-memory"], [])
+
+
+def test_requirements_name_real_checks() -> None:
+    assert {"root", "rootfs", "unshare", "nsenter", "pstree", "overlay", "cgroup-pids", "veth"} <= set(
+        REQUIREMENTS
+    )
+    assert REQUIREMENTS["root"] == ("root",)
+    assert REQUIREMENTS["unshare"] == ("tool:unshare", "ns:pid", "ns:mnt", "ns:uts")
+    for keys in REQUIREMENTS.values():
+        assert set(keys) <= set(KEYS)
+
+
+def test_diagnose_on_this_machine() -> None:
+    env = Environment()
+    start = time.monotonic()
+    findings = diagnose(env)
+    elapsed = time.monotonic() - start
+    assert [f.key for f in findings] == list(KEYS)
+    assert all(isinstance(f.status, Status) for f in findings)
+    assert all(f.fix for f in findings if f.status is not Status.OK)
+    assert elapsed < 1.0  # about 20 ms here; generous for a loaded CI box
+    if os.geteuid() == 0:
+        assert by_key(findings)["root"].status is Status.OK

@@ -1,0 +1,406 @@
+"""Where cgroups live on this machine (v1, hybrid, v2), and the few kernel writes lessons and cleanup need.
+
+The first half is pure: it reads a mountinfo text (and, for cgroup2, one `cgroup.controllers` file through an
+injectable reader), so tests replay captured layouts from other machines. The second half touches cgroupfs;
+each function is tiny and works on any directory tree, so tests use a tmp dir standing in for
+`/sys/fs/cgroup`.
+
+Placement rule (see `pids_parent`): lesson cgroups go under `<hierarchy root>/workshop/`, never inside a
+cgroup somebody else owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from workshop.environment import Environment
+
+PARENT_NAME = "workshop"
+
+# Super options of a v1 cgroup mount that are not controllers. Anything with "=" (name=systemd,
+# release_agent=...) is not a controller either.
+_V1_NON_CONTROLLERS = frozenset(
+    {"rw", "ro", "none", "all", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods"}
+)
+_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+class CgroupError(Exception):
+    """A cgroup could not be planned, changed or removed; the message says why, for a learner."""
+
+
+class ControllerInUse(CgroupError):
+    """Writing `-pids` gave EBUSY: a child cgroup still uses the controller. Cleanup may report and go on."""
+
+
+class CgroupVersion(Enum):
+    V1 = "v1"
+    HYBRID = "hybrid"
+    V2 = "v2"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class MountInfo:
+    """One line of /proc/PID/mountinfo (see proc(5)), with escapes decoded."""
+
+    mount_id: int
+    parent_id: int
+    major_minor: str
+    root: str
+    """The path inside the filesystem that is mounted (a cgroup path for cgroupfs)."""
+    mount_point: Path
+    options: tuple[str, ...]
+    optional: tuple[str, ...]
+    """Propagation tags such as `shared:9`, `master:3`; empty for a private mount."""
+    fstype: str
+    source: str
+    super_options: tuple[str, ...]
+
+    @property
+    def is_shared(self) -> bool:
+        return any(tag.startswith("shared:") for tag in self.optional)
+
+
+@dataclass(frozen=True)
+class CgroupLayout:
+    version: CgroupVersion
+    pids_root: Path | None
+    """Where a pids cgroup can be created: the v1 `pids` hierarchy's mount, or the cgroup2 mount."""
+    unified: Path | None
+    """The cgroup2 mount, if any."""
+    pids_available: bool
+    detail: str
+    """One human sentence describing the layout."""
+
+    @property
+    def pids_on_v2(self) -> bool:
+        """True when lesson cgroups follow v2 rules (subtree_control, no internal processes)."""
+        return self.pids_root is not None and self.pids_root == self.unified
+
+
+def _unescape(field: str) -> str:
+    # The kernel escapes space, tab, newline and backslash as \ooo; decode at byte level so UTF-8 survives.
+    raw = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), field.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def parse_mountinfo(text: str) -> list[MountInfo]:
+    """Parse mountinfo text; lines that do not have the documented shape are skipped, not fatal."""
+    mounts: list[MountInfo] = []
+    for line in text.splitlines():
+        fields = line.split()
+        try:
+            sep = fields.index("-", 6)
+        except ValueError:
+            continue
+        if len(fields) < sep + 3:
+            continue
+        try:
+            mount_id, parent_id = int(fields[0]), int(fields[1])
+        except ValueError:
+            continue
+        mounts.append(
+            MountInfo(
+                mount_id=mount_id,
+                parent_id=parent_id,
+                major_minor=fields[2],
+                root=_unescape(fields[3]),
+                mount_point=Path(_unescape(fields[4])),
+                options=tuple(fields[5].split(",")),
+                optional=tuple(fields[6:sep]),
+                fstype=fields[sep + 1],
+                source=_unescape(fields[sep + 2]),
+                super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else (),
+            )
+        )
+    return mounts
+
+
+def v1_controllers(mount: MountInfo) -> tuple[str, ...]:
+    """The controllers a v1 cgroup mount carries; `name=systemd` alone carries none."""
+    return tuple(o for o in mount.super_options if o not in _V1_NON_CONTROLLERS and "=" not in o)
+
+
+def _visible_cgroup_mounts(mounts: list[MountInfo]) -> list[MountInfo]:
+    """cgroup mounts not hidden by a mount stacked on them or on one of their ancestors.
+
+    File order is not mount order (after switch_root, `/` is often listed last), so use the tree: a mount
+    stacked on M has M as its parent and the same mount point.
+    """
+    by_id = {m.mount_id: m for m in mounts}
+    covered = {
+        m.parent_id
+        for m in mounts
+        if m.parent_id != m.mount_id
+        and m.parent_id in by_id
+        and by_id[m.parent_id].mount_point == m.mount_point
+    }
+
+    def hidden(m: MountInfo) -> bool:
+        seen: set[int] = set()
+        while m.mount_id not in seen:  # guard against cycles in malformed input
+            if m.mount_id in covered:
+                return True
+            seen.add(m.mount_id)
+            parent = by_id.get(m.parent_id)
+            if parent is None:
+                return False
+            m = parent
+        return False
+
+    return [m for m in mounts if m.fstype in ("cgroup", "cgroup2") and not hidden(m)]
+
+
+def _pick(mounts: list[MountInfo]) -> MountInfo | None:
+    # The same hierarchy can be bind-mounted several times; prefer its root, then the shortest path.
+    if not mounts:
+        return None
+    return min(mounts, key=lambda m: (m.root != "/", len(m.mount_point.parts)))
+
+
+def detect_layout(mountinfo_text: str, read_file: Callable[[Path], str] | None = None) -> CgroupLayout:
+    """Classify the cgroup layout. `read_file` reads `<cgroup2>/cgroup.controllers` (default: Path.read_text).
+
+    A v1 hierarchy without controllers (`name=systemd`) counts as v1 only when no cgroup2 is mounted, since
+    then the fix is a v1 mount.
+    """
+    reader = read_file or (lambda p: p.read_text())
+    mounts = _visible_cgroup_mounts(parse_mountinfo(mountinfo_text))
+    v1 = [m for m in mounts if m.fstype == "cgroup"]
+    v1_ctrl = [m for m in v1 if v1_controllers(m)]
+    cg2 = _pick([m for m in mounts if m.fstype == "cgroup2"])
+    unified = cg2.mount_point if cg2 else None
+    v1_pids = _pick([m for m in v1_ctrl if "pids" in v1_controllers(m)])
+
+    if v1_ctrl:
+        version = CgroupVersion.HYBRID if cg2 else CgroupVersion.V1
+    elif cg2:
+        version = CgroupVersion.V2
+    elif v1:
+        version = CgroupVersion.V1
+    else:
+        return CgroupLayout(CgroupVersion.NONE, None, None, False, "no cgroup filesystem is mounted")
+
+    head = {
+        CgroupVersion.V1: "cgroup v1",
+        CgroupVersion.HYBRID: "cgroup v1 (hybrid)",
+        CgroupVersion.V2: "cgroup v2",
+    }[version]
+    tail = f"cgroup2 at {unified}" if unified else "no cgroup2 mounted"
+    if v1_pids:
+        where = v1_pids.mount_point
+        return CgroupLayout(version, where, unified, True, f"{head}: pids controller at {where}; {tail}")
+    if unified is None:
+        names = ", ".join(c for m in v1_ctrl for c in v1_controllers(m)) or "none"
+        detail = f"{head}: no hierarchy has the pids controller (controllers mounted: {names}); {tail}"
+        return CgroupLayout(version, None, None, False, detail)
+
+    # pids is not bound to a v1 hierarchy: it can only be on cgroup2.
+    try:
+        controllers = reader(unified / "cgroup.controllers").split()
+    except OSError as exc:
+        detail = f"{head}: cgroup2 at {unified}, but its cgroup.controllers could not be read ({exc})"
+        return CgroupLayout(version, None, unified, False, detail)
+    if "pids" in controllers:
+        return CgroupLayout(
+            version, unified, unified, True, f"{head}: pids controller on cgroup2 at {unified}"
+        )
+    detail = f"{head}: cgroup2 at {unified}, but pids is not in its cgroup.controllers"
+    return CgroupLayout(version, None, unified, False, detail)
+
+
+def current_layout(env: Environment, read_file: Callable[[Path], str] | None = None) -> CgroupLayout:
+    """The layout of the running system, as seen through `env.proc_root` and `env.sys_root`.
+
+    Mount points stay the real paths (that is where lessons write); only reads under /sys are redirected to
+    `env.sys_root`, so fixture trees work.
+    """
+    reader = read_file or (lambda p: p.read_text())
+
+    def rebased(path: Path) -> str:
+        if path.is_relative_to("/sys"):
+            path = env.sys_root / path.relative_to("/sys")
+        return reader(path)
+
+    return detect_layout(reader(env.proc_root / "self/mountinfo"), rebased)
+
+
+def _own_cgroup(proc_root: Path, layout: CgroupLayout) -> str | None:
+    """The tool's own cgroup path in the hierarchy that holds pids, from `<proc_root>/self/cgroup`."""
+    try:
+        lines = (proc_root / "self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hier, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if layout.pids_on_v2 and hier == "0" and controllers == "":
+            return path
+        if not layout.pids_on_v2 and "pids" in controllers.split(","):
+            return path
+    return None
+
+
+def pids_parent(layout: CgroupLayout, proc_root: Path) -> Path:
+    """The directory under which lesson cgroups are created; nothing is created here.
+
+    v1: `<pids hierarchy root>/workshop`. v2: `<cgroup2 root>/workshop`, a direct child of the root, not a
+    child of a systemd slice: systemd owns its slices (it may move or reset them, and enabling controllers
+    there changes services by surprise), while it leaves unknown top-level cgroups alone (docker's cgroupfs
+    driver and LXC live there too). The root is the one cgroup exempt from "no internal processes", so
+    `+pids` can be enabled in its subtree_control even though it holds processes; systemd hosts already
+    have pids enabled there, so usually nothing changes (see `plan_pids_cgroup`).
+
+    Raises CgroupError when there is no pids controller, or when the tool itself lives under that parent
+    (cleanup kills everything there, so it would kill the tool).
+    """
+    if not layout.pids_available or layout.pids_root is None:
+        raise CgroupError(f"no pids controller: {layout.detail}")
+    parent = layout.pids_root / PARENT_NAME
+    own = _own_cgroup(proc_root, layout)
+    if own is not None and (own == f"/{PARENT_NAME}" or own.startswith(f"/{PARENT_NAME}/")):
+        raise CgroupError(f"workshop itself runs in the cgroup {own}; start it from outside {parent}")
+    return parent
+
+
+@dataclass(frozen=True)
+class CgroupPlan:
+    path: Path
+    enable_pids_in: tuple[Path, ...]
+    """subtree_control files that must get "+pids", in order; record each one actually changed, to undo it."""
+
+
+def _lists_pids(subtree_control: Path) -> bool:
+    try:
+        return "pids" in subtree_control.read_text().split()
+    except OSError:
+        return False
+
+
+def plan_pids_cgroup(layout: CgroupLayout, name: str, proc_root: Path) -> CgroupPlan:
+    """Where the lesson cgroup `name` goes and which controllers must be switched on first (reads only)."""
+    if not name or "/" in name or name in (".", "..") or name.startswith("cgroup."):
+        raise CgroupError(f"not a usable cgroup name: {name!r}")
+    parent = pids_parent(layout, proc_root)
+    if not layout.pids_on_v2:
+        return CgroupPlan(parent / name, ())
+    root = parent.parent
+    needed = tuple(
+        p / "cgroup.subtree_control" for p in (root, parent) if not _lists_pids(p / "cgroup.subtree_control")
+    )
+    # Only the real root has no cgroup.type. A cgroup-namespace root (a container) that holds processes
+    # refuses "+pids" with EBUSY: say so now instead of failing half-way through a lesson.
+    if root / "cgroup.subtree_control" in needed and (root / "cgroup.type").exists():
+        try:
+            busy = bool((root / "cgroup.procs").read_text().split())
+        except OSError:
+            busy = False
+        if busy:
+            raise CgroupError(
+                f"{root} is not the real cgroup root and holds processes, so pids cannot be enabled for its "
+                "children (no internal processes rule); move those processes to a child cgroup first"
+            )
+    return CgroupPlan(parent / name, needed)
+
+
+def enable_pids(subtree_control: Path) -> bool:
+    """Write "+pids" unless pids is already listed; True if this changed something (record it to undo)."""
+    if _lists_pids(subtree_control):
+        return False
+    try:
+        subtree_control.write_text("+pids")
+    except OSError as exc:
+        hint = " (the cgroup holds processes: no internal processes rule)" if exc.errno == errno.EBUSY else ""
+        raise CgroupError(f"cannot enable pids in {subtree_control}: {exc.strerror}{hint}") from exc
+    return True
+
+
+def disable_pids(subtree_control: Path) -> None:
+    """Undo `enable_pids`. A missing file (cgroup already removed) is fine; EBUSY raises ControllerInUse."""
+    if not _lists_pids(subtree_control):
+        return
+    try:
+        subtree_control.write_text("-pids")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            raise ControllerInUse(f"pids is still used below {subtree_control.parent}; left enabled") from exc
+        raise CgroupError(f"cannot disable pids in {subtree_control}: {exc.strerror}") from exc
+
+
+def _pids(cgroup: Path) -> list[int]:
+    try:
+        return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _tree(cgroup: Path) -> list[Path]:
+    """The cgroup and all its descendants, deepest first."""
+    return [Path(d) for d, _, _ in os.walk(cgroup, topdown=False)]
+
+
+def kill_and_remove(
+    cgroup: Path,
+    version: CgroupVersion,
+    timeout: float = 5.0,
+    *,
+    remove_dir: Callable[[Path], None] = os.rmdir,
+) -> None:
+    """Kill every process in `cgroup` and below, then remove the cgroups, deepest first.
+
+    `version` is the version of the hierarchy `cgroup` is in (V2 for a cgroup2 mount, also in hybrid).
+    Idempotent: a missing directory is fine. `remove_dir` exists for tests on plain directories, whose
+    files (unlike cgroupfs control files) must go before rmdir.
+    """
+    if not cgroup.is_dir():
+        return
+    if not (cgroup.parent / "cgroup.procs").exists():
+        # Emptying a hierarchy root would kill the whole machine.
+        raise CgroupError(f"refusing to empty {cgroup}: it is not a child cgroup")
+    deadline = time.monotonic() + timeout
+    kill_file = cgroup / "cgroup.kill"
+    delay = 0.005
+    while True:
+        tree = _tree(cgroup)
+        live = {d: _pids(d) for d in tree}
+        if not any(live.values()):
+            break
+        if os.getpid() in (pid for pids in live.values() for pid in pids):
+            raise CgroupError(f"refusing to empty {cgroup}: workshop itself runs in it")
+        if time.monotonic() > deadline:
+            left = sorted(p for pids in live.values() for p in pids)
+            raise CgroupError(f"processes {left} in {cgroup} survived SIGKILL for {timeout:g}s")
+        if version is not CgroupVersion.V1 and kill_file.exists():
+            kill_file.write_text("1")  # kills the whole subtree atomically, forks included
+        else:
+            # v1 has no atomic kill: a process may fork between read and kill, so the loop repeats.
+            for pid in (p for pids in live.values() for p in pids):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+    for d in _tree(cgroup):
+        while True:
+            try:
+                remove_dir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                # EBUSY can linger briefly while killed tasks finish exiting.
+                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise CgroupError(f"cannot remove {d}: {exc.strerror}") from exc
+                time.sleep(0.02)

@@ -1,0 +1,261 @@
+"""What can run on this machine, and how to fix what cannot.
+
+`diagnose` returns findings (data); the CLI renders them. Every machine fact comes through a `Probe`, so
+tests feed fixture machines, and every check is wrapped so that a probe error becomes a finding, never an
+exception.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from workshop import processes
+from workshop.cgroups import CgroupVersion, current_layout
+from workshop.environment import Environment
+
+
+class Status(Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    """Stable id that lessons' requirements refer to, e.g. "tool:unshare", "ns:pid", "cgroup:pids"."""
+    label: str
+    status: Status
+    detail: str
+    """What was found."""
+    fix: str = ""
+    """A concrete command or sentence when status is not OK."""
+
+
+def _default_which(name: str) -> str | None:
+    # A non-root PATH often lacks the sbin dirs where chroot and ip live.
+    return shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
+
+
+def _default_find_busybox() -> Path:
+    # Lazy: doctor must load (and report) even where rootfs, or its own imports, cannot.
+    from workshop.rootfs import find_static_busybox  # type: ignore[import-not-found, unused-ignore]
+
+    found: Path = find_static_busybox()
+    return found
+
+
+def _default_run(argv: Sequence[str]) -> processes.Completed:
+    return processes.run(argv, timeout=3.0)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Machine facts, injectable so tests can describe a machine instead of needing one."""
+
+    which: Callable[[str], str | None] = _default_which
+    read_text: Callable[[Path], str] = Path.read_text
+    exists: Callable[[Path], bool] = Path.exists
+    is_root: bool = False
+    run: Callable[[Sequence[str]], processes.Completed] = _default_run
+    find_busybox: Callable[[], Path] = field(default=_default_find_busybox)
+    """Returns the static busybox or raises (RootfsError with an apt hint)."""
+
+
+# tool -> the Debian/Ubuntu package that provides it
+TOOLS: dict[str, str] = {
+    "unshare": "util-linux",
+    "nsenter": "util-linux",
+    "chroot": "coreutils",
+    "mount": "mount",
+    "umount": "mount",
+    "pstree": "psmisc",
+    "ip": "iproute2",
+    "tar": "tar",
+    "python3": "python3",
+}
+NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+_NS_CONFIG = {"mnt": "CONFIG_NAMESPACES", "uts": "CONFIG_UTS_NS", "ipc": "CONFIG_IPC_NS",
+              "pid": "CONFIG_PID_NS", "net": "CONFIG_NET_NS", "user": "CONFIG_USER_NS",
+              "cgroup": "CONFIG_CGROUPS", "time": "CONFIG_TIME_NS (Linux 5.6+)"}  # fmt: skip
+
+REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "root": ("root",),
+    "rootfs": ("rootfs", "busybox", "tool:tar"),
+    "unshare": ("tool:unshare", "ns:pid", "ns:mnt", "ns:uts"),
+    "nsenter": ("tool:nsenter",),
+    "chroot": ("tool:chroot",),
+    "mount": ("tool:mount", "tool:umount"),
+    "pstree": ("tool:pstree",),
+    "overlay": ("overlay", "tool:mount", "tool:umount", "ns:mnt"),
+    "cgroup-pids": ("cgroup:pids",),
+    "veth": ("veth", "tool:ip", "ns:net"),
+    "netns": ("tool:ip", "ns:net"),
+    "userns": ("ns:user", "userns"),
+    "ipc": ("ns:ipc",),
+    "time": ("ns:time",),
+    "cgroupns": ("ns:cgroup",),
+    "python": ("tool:python3",),
+}
+
+Result = tuple[Status, str, str]  # status, detail, fix
+OK, WARN, FAIL = Status.OK, Status.WARN, Status.FAIL
+
+
+def _root(env: Environment, p: Probe) -> Result:
+    if p.is_root:
+        return OK, "effective uid is 0", ""
+    return (
+        FAIL,
+        "not root: namespaces, mounts and cgroups need root",
+        'run it as root: sudo workshop  (from a virtualenv: sudo "$(command -v workshop)")',
+    )
+
+
+def _tool(name: str) -> Callable[[Environment, Probe], Result]:
+    def check(env: Environment, p: Probe) -> Result:
+        path = p.which(name)
+        if path:
+            return OK, path, ""
+        return FAIL, f"{name} not found in PATH", f"apt-get install {TOOLS[name]}"
+
+    return check
+
+
+def _busybox(env: Environment, p: Probe) -> Result:
+    try:
+        return OK, f"static busybox at {p.find_busybox()}", ""
+    except ImportError as exc:
+        return FAIL, f"cannot look for busybox: {exc}", "reinstall workshop: its rootfs module is missing"
+    except Exception as exc:  # RootfsError and any probe failure: its text is the most useful detail
+        return FAIL, str(exc) or type(exc).__name__, "apt-get install busybox-static"
+
+
+def _namespace(ns: str) -> Callable[[Environment, Probe], Result]:
+    def check(env: Environment, p: Probe) -> Result:
+        path = env.proc_root / "self/ns" / ns
+        if p.exists(path):
+            return OK, f"{path} exists", ""
+        return (
+            FAIL,
+            f"{path} is missing: the kernel lacks {ns} namespaces",
+            f"use a kernel built with {_NS_CONFIG[ns]} (stock distribution kernels have it)",
+        )
+
+    return check
+
+
+def _userns(env: Environment, p: Probe) -> Result:
+    limit = p.read_text(env.proc_root / "sys/user/max_user_namespaces").strip()
+    if limit == "0":
+        return FAIL, "user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=15000"
+    restrict = env.proc_root / "sys/kernel/apparmor_restrict_unprivileged_userns"
+    if p.exists(restrict) and p.read_text(restrict).strip() == "1":
+        # Root is not affected; the lesson that shows an unprivileged user namespace is.
+        return (
+            WARN,
+            "AppArmor restricts unprivileged user namespaces (Ubuntu 24.04 default)",
+            "for the unprivileged lesson: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+        )
+    return OK, f"up to {limit} user namespaces", ""
+
+
+def _overlay(env: Environment, p: Probe) -> Result:
+    lines = p.read_text(env.proc_root / "filesystems").splitlines()
+    if any(line.split()[-1:] == ["overlay"] for line in lines):
+        return OK, "overlay is in /proc/filesystems", ""
+    return FAIL, "overlay is not in /proc/filesystems", "modprobe overlay"
+
+
+def _cgroup_pids(env: Environment, p: Probe) -> Result:
+    layout = current_layout(env, p.read_text)
+    if layout.pids_available:
+        return OK, layout.detail, ""
+    if layout.version in (CgroupVersion.V1, CgroupVersion.HYBRID):
+        fix = "mkdir -p /sys/fs/cgroup/pids && mount -t cgroup -o pids none /sys/fs/cgroup/pids"
+    elif layout.version is CgroupVersion.V2:
+        fix = (
+            f"pids is not in {layout.unified}/cgroup.controllers: the kernel was built without "
+            "CONFIG_CGROUP_PIDS or booted with cgroup_disable=pids; use a stock kernel or drop that option"
+        )
+    else:
+        fix = "mount -t cgroup2 none /sys/fs/cgroup"
+    return FAIL, layout.detail, fix
+
+
+def _veth(env: Environment, p: Probe) -> Result:
+    if p.exists(env.sys_root / "module/veth"):
+        return OK, "veth module loaded", ""
+    try:
+        if any(line.split()[:1] == ["veth"] for line in p.read_text(env.proc_root / "modules").splitlines()):
+            return OK, "veth module loaded", ""
+    except OSError:
+        pass  # no /proc/modules: a kernel without module support; veth may be built in, so probe
+    if not p.is_root:
+        return WARN, "veth not loaded, and only root can probe for it", "run it as root: sudo workshop doctor"
+    if not (p.which("unshare") and p.which("ip")):
+        return WARN, "veth not loaded; probing needs unshare and ip", "apt-get install util-linux iproute2"
+    # In a throwaway network namespace: the host's links are never touched. "dev" keeps ip from reading
+    # the name as an address.
+    done = p.run(["unshare", "--net", "ip", "link", "add", "dev", "wsprobe0", "type", "veth",
+                  "peer", "name", "wsprobe1"])  # fmt: skip
+    if done.ok:
+        return OK, "a veth pair can be created (probed in a throwaway network namespace)", ""
+    return FAIL, f"cannot create a veth pair: {done.stderr.strip() or done.returncode}", "modprobe veth"
+
+
+def _rootfs(env: Environment, p: Probe) -> Result:
+    if p.exists(env.image_path):
+        return OK, f"image at {env.image_path}", ""
+    return FAIL, f"no image at {env.image_path}", "sudo workshop rootfs"
+
+
+CheckFn = Callable[[Environment, Probe], Result]
+CHECKS: tuple[tuple[str, str, CheckFn], ...] = (
+    ("root", "running as root", _root),
+    *((f"tool:{t}", f"{t} ({pkg})", _tool(t)) for t, pkg in TOOLS.items()),
+    ("busybox", "static busybox (busybox-static)", _busybox),
+    *((f"ns:{ns}", f"{ns} namespace", _namespace(ns)) for ns in NAMESPACES),
+    ("userns", "user namespaces allowed", _userns),
+    ("overlay", "overlay filesystem", _overlay),
+    ("cgroup:pids", "cgroup pids controller", _cgroup_pids),
+    ("veth", "veth network pairs", _veth),
+    ("rootfs", "container image (rootfs)", _rootfs),
+)
+KEYS: tuple[str, ...] = tuple(key for key, _, _ in CHECKS)
+
+
+def diagnose(env: Environment, probe: Probe | None = None) -> list[Finding]:
+    """Run every check; never raises: an error while probing is a FAIL finding carrying the error text."""
+    p = probe or Probe(is_root=env.is_root)
+    findings = []
+    for key, label, check in CHECKS:
+        try:
+            status, detail, fix = check(env, p)
+        except Exception as exc:  # a broken probe must not hide the other findings
+            status, detail = FAIL, f"could not check: {type(exc).__name__}: {exc}"
+            fix = "resolve the error above (are /proc and /sys mounted and readable?), then: workshop doctor"
+        findings.append(Finding(key, label, status, detail, fix))
+    return findings
+
+
+def unmet(requires: Iterable[str], findings: Sequence[Finding]) -> list[Finding]:
+    """The FAIL findings a lesson needs, in check order; a needed key that was not checked counts as FAIL."""
+    words = list(requires)
+    unknown = [w for w in words if w not in REQUIREMENTS]
+    if unknown:
+        known = ", ".join(sorted(REQUIREMENTS))
+        raise ValueError(f"unknown requirement(s) {', '.join(unknown)}; known: {known}")
+    needed = {key for w in words for key in REQUIREMENTS[w]}
+    by_key = {f.key: f for f in findings}
+    out = [by_key[k] for k in KEYS if k in needed and k in by_key and by_key[k].status is FAIL]
+    out += [Finding(k, k, FAIL, "not checked") for k in sorted(needed - by_key.keys())]
+    return out
+
+
+def exit_status(findings: Iterable[Finding]) -> int:
+    return 1 if any(f.status is FAIL for f in findings) else 0
