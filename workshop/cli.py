@@ -194,8 +194,11 @@ def cmd_cleanup(env: Environment, args: argparse.Namespace) -> int:
     found = False
     for j in journal.journals(env.journal_dir):
         if j.owner_alive() and not args.all:
-            out.notice(f"session {j.session} is still running (workshop pid {j.header.get('owner_pid')}); "
-                       "left alone (use --all to undo it anyway)", "warning")  # fmt: skip
+            out.notice(
+                f"session {j.session} is still running (workshop pid {j.header.get('owner_pid')}); "
+                "left alone (use --all to undo it anyway)",
+                "warning",
+            )
             continue
         found = True
         results = j.undo()
@@ -204,8 +207,10 @@ def cmd_cleanup(env: Environment, args: argparse.Namespace) -> int:
     if failed:
         out.error("some resources could not be undone; see above")
         return 1
-    out.text("the host is clean: nothing left from workshop sessions" if not found else "done: the host is clean",
-             "check.pass")  # fmt: skip
+    out.text(
+        "the host is clean: nothing left from workshop sessions" if not found else "done: the host is clean",
+        "check.pass",
+    )
     return 0
 
 
@@ -222,8 +227,10 @@ def cmd_rootfs(env: Environment, args: argparse.Namespace) -> int:
     except rootfs.RootfsError as e:
         out.error(str(e))
         return 1
-    out.text(f"image ready: {info.path} ({info.members} entries, {info.size // 1024} KiB, from {info.source})",
-             "check.pass")  # fmt: skip
+    out.text(
+        f"image ready: {info.path} ({info.members} entries, {info.size // 1024} KiB, from {info.source})",
+        "check.pass",
+    )
     return 0
 
 
@@ -249,6 +256,11 @@ def cmd_check(env: Environment, args: argparse.Namespace) -> int:
 
 
 HANDLERS: dict[str, Callable[[Environment, argparse.Namespace], int]] = {
-    "shell": cmd_shell, "list": cmd_list, "run": cmd_run, "doctor": cmd_doctor, "cleanup": cmd_cleanup,
-    "rootfs": cmd_rootfs, "check": cmd_check,
-}  # fmt: skip
+    "shell": cmd_shell,
+    "list": cmd_list,
+    "run": cmd_run,
+    "doctor": cmd_doctor,
+    "cleanup": cmd_cleanup,
+    "rootfs": cmd_rootfs,
+    "check": cmd_check,
+}

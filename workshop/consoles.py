@@ -58,8 +58,14 @@ class LineResult:
 
 
 class Console:
-    def __init__(self, name: str, session: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-                 proc_root: Path = Path("/proc")) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        session: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        proc_root: Path = Path("/proc"),
+    ) -> None:
         self.name = name
         self.session = session
         self.env = {**BASE_ENV, **(env or {}), "WORKSHOP_SESSION": session}
@@ -71,10 +77,15 @@ class Console:
     # -- life cycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
         self.child = pexpect.spawn(
-            "/bin/bash", ["--noprofile", "--norc", "--noediting", "-i"], env=self.env,
-            cwd=str(self.cwd) if self.cwd else None, echo=False, encoding="utf-8", codec_errors="replace",
+            "/bin/bash",
+            ["--noprofile", "--norc", "--noediting", "-i"],
+            env=self.env,
+            cwd=str(self.cwd) if self.cwd else None,
+            echo=False,
+            encoding="utf-8",
+            codec_errors="replace",
             dimensions=(50, 400),
-        )  # fmt: skip
+        )
         if self.sync(timeout=10) is None:
             self.close()
             raise RuntimeError(f"console {self.name}: the shell did not start")
@@ -196,7 +207,7 @@ class Console:
                     lines.append(tail)
                     if on_output:
                         on_output(tail)
-                self._pending = text[m.end():]
+                self._pending = text[m.end() :]
                 return int(m.group(1)), "\n".join(lines)
             remaining = deadline - time.monotonic()
             if remaining <= 0:

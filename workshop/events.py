@@ -79,8 +79,16 @@ class CleanedUp:
 
 
 Event = (
-    LessonStarted | StepStarted | LineTyped | OutputLine | LineFinished | CheckDone | Observed | Notice
-    | StepFinished | CleanedUp
+    LessonStarted
+    | StepStarted
+    | LineTyped
+    | OutputLine
+    | LineFinished
+    | CheckDone
+    | Observed
+    | Notice
+    | StepFinished
+    | CleanedUp
 )
 
 

@@ -145,6 +145,7 @@ def journals(journal_dir: Path) -> list[Journal]:
 
 # -- undo, per kind -----------------------------------------------------------------------------------------------
 
+
 def _undo(entry: Entry, session: str) -> str:
     try:
         undo = _UNDO[entry.kind]

@@ -32,9 +32,18 @@ from workshop.model import HOST, Check, Creates, Expect, Lesson, Run, Step, Wher
 ROLES = ("run", "check", "hint", "expect", "creates")
 CREATES_KINDS = ("mount", "path", "netns", "link", "cgroup")
 REQUIREMENTS = (
-    "root", "rootfs", "unshare", "nsenter", "pstree", "python", "overlay", "cgroup-pids", "veth", "netns",
+    "root",
+    "rootfs",
+    "unshare",
+    "nsenter",
+    "pstree",
+    "python",
+    "overlay",
+    "cgroup-pids",
+    "veth",
+    "netns",
     "userns",
-)  # fmt: skip
+)
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 CONSOLE_RE = re.compile(r"^[a-z][a-z0-9]*$")
 FENCE_RE = re.compile(r"^(```+|~~~+)\s*(.*)$")
@@ -205,8 +214,11 @@ class _LessonBuilder:
         if name not in self.consoles:
             known = ", ".join(self.consoles)
             self.p.problems.append(
-                Problem(where, f"unknown console {name!r}; this lesson's consoles are: {known} "
-                               "(declare more in the front matter: consoles: [host, container])")
+                Problem(
+                    where,
+                    f"unknown console {name!r}; this lesson's consoles are: {known} "
+                    "(declare more in the front matter: consoles: [host, container])",
+                )
             )
         return name
 
@@ -225,7 +237,9 @@ class _LessonBuilder:
                     if not 0 < timeout <= 3600:
                         raise ValueError
                 except ValueError:
-                    self.p.problems.append(Problem(f.where, f"timeout must be seconds between 0 and 3600, not {value!r}"))
+                    self.p.problems.append(
+                        Problem(f.where, f"timeout must be seconds between 0 and 3600, not {value!r}")
+                    )
             elif key == "rc":
                 if value == "any":
                     rc_value = None
@@ -234,7 +248,9 @@ class _LessonBuilder:
                 else:
                     self.p.problems.append(Problem(f.where, f"rc must be a number or 'any', not {value!r}"))
             else:
-                self.p.problems.append(Problem(f.where, f"unknown option {key!r} (run takes timeout=SECONDS and rc=N|any)"))
+                self.p.problems.append(
+                    Problem(f.where, f"unknown option {key!r} (run takes timeout=SECONDS and rc=N|any)")
+                )
         lines = tuple(_join_continuations(f.body))
         if not lines:
             self.p.problems.append(Problem(f.where, "this run block is empty"))
@@ -249,7 +265,10 @@ class _LessonBuilder:
         description = first.lstrip("#").strip() if first.startswith("#") else ""
         if not description:
             self.p.problems.append(
-                Problem(f.where, "start a check with a '# comment' saying what it proves, e.g. '# the shell is PID 1'")
+                Problem(
+                    f.where,
+                    "start a check with a '# comment' saying what it proves, e.g. '# the shell is PID 1'",
+                )
             )
         return Check(description, script, f.where)
 
@@ -275,12 +294,18 @@ class _LessonBuilder:
                 if not f.args:
                     self.p.problems.append(Problem(f.where, "say whose output to look at: ```expect container"))
                     continue
-                pattern = _prose(f.body)
-                try:
-                    re.compile(pattern)
-                except re.error as e:
-                    self.p.problems.append(Problem(f.where, f"expect is a regular expression: {e}"))
-                expects.append(Expect(self.console(f.args[0], f.where), pattern, f.where))
+                console = self.console(f.args[0], f.where)
+                # each line is its own regular expression, to be found somewhere in the console's output
+                for k, pattern in enumerate(f.body, start=1):
+                    where = Where(f.where.file, f.where.line + k)
+                    if not pattern.strip():
+                        continue
+                    try:
+                        re.compile(pattern)
+                    except re.error as e:
+                        self.p.problems.append(Problem(where, f"expect lines are regular expressions: {e}"))
+                        continue
+                    expects.append(Expect(console, pattern, where))
             elif f.role == "creates":
                 for k, line in enumerate(f.body, start=1):
                     if not line.strip():
@@ -289,7 +314,10 @@ class _LessonBuilder:
                     where = Where(f.where.file, f.where.line + k)
                     if kind not in CREATES_KINDS or not target.strip():
                         self.p.problems.append(
-                            Problem(where, f"creates lines are 'KIND TARGET' with KIND one of {', '.join(CREATES_KINDS)}")
+                            Problem(
+                                where,
+                                f"creates lines are 'KIND TARGET' with KIND one of {', '.join(CREATES_KINDS)}",
+                            )
                         )
                         continue
                     creates.append(Creates(kind, target.strip(), where))
@@ -302,9 +330,16 @@ class _LessonBuilder:
         if not s.title:
             self.p.problems.append(Problem(s.where, "a step needs a title after '## '"))
         return Step(
-            title=s.title, prose=_prose(s.prose), runs=tuple(runs), checks=tuple(checks), where=s.where,
-            hints=tuple(hints), expects=tuple(expects), creates=tuple(creates), examples=tuple(examples),
-        )  # fmt: skip
+            title=s.title,
+            prose=_prose(s.prose),
+            runs=tuple(runs),
+            checks=tuple(checks),
+            where=s.where,
+            hints=tuple(hints),
+            expects=tuple(expects),
+            creates=tuple(creates),
+            examples=tuple(examples),
+        )
 
 
 def _join_continuations(lines: list[str]) -> Iterator[str]:
@@ -369,7 +404,10 @@ def parse_lesson(path: Path, text: str) -> Lesson:
     builder = _LessonBuilder(p, consoles)
     steps = tuple(builder.step(s) for s in sections)
     if not steps:
-        p.problem(body_start + 1, "a lesson needs at least one step: a '## Title' section with a ```run and a ```check")
+        p.problem(
+            body_start + 1,
+            "a lesson needs at least one step: a '## Title' section with a ```run and a ```check",
+        )
     seen: dict[str, int] = {}
     for s in steps:
         if s.title in seen:
@@ -386,20 +424,34 @@ def parse_lesson(path: Path, text: str) -> Lesson:
     if p.problems:
         raise LessonError(p.problems)
     return Lesson(
-        id=lesson_id, title=title, summary=_prose(intro.prose) if intro else "", steps=steps, path=path,
-        order=order, requires=requires, consoles=consoles, outro=_prose(outro.prose) if outro else "",
+        id=lesson_id,
+        title=title,
+        summary=_prose(intro.prose) if intro else "",
+        steps=steps,
+        path=path,
+        order=order,
+        requires=requires,
+        consoles=consoles,
+        outro=_prose(outro.prose) if outro else "",
         variables=var_values,
-    )  # fmt: skip
+    )
 
 
-def _check_placeholders(p: _Parser, text: str, line: int, consoles: tuple[str, ...], lesson_vars: dict[str, str]) -> None:
+def _check_placeholders(
+    p: _Parser, text: str, line: int, consoles: tuple[str, ...], lesson_vars: dict[str, str]
+) -> None:
     for name in variables.referenced(text):
         if not variables.is_known(name, consoles, lesson_vars):
-            p.problem(line, f"unknown variable {{{{{name}}}}} (built in: {', '.join(variables.STATIC)}, "
-                            f"pid.CONSOLE, shell.CONSOLE, before.pid.CONSOLE; or define it under 'vars:')")
+            p.problem(
+                line,
+                f"unknown variable {{{{{name}}}}} (built in: {', '.join(variables.STATIC)}, "
+                f"pid.CONSOLE, shell.CONSOLE, before.pid.CONSOLE; or define it under 'vars:')",
+            )
 
 
-def _check_step_placeholders(p: _Parser, steps: tuple[Step, ...], consoles: tuple[str, ...], lesson_vars: dict[str, str]) -> None:
+def _check_step_placeholders(
+    p: _Parser, steps: tuple[Step, ...], consoles: tuple[str, ...], lesson_vars: dict[str, str]
+) -> None:
     for s in steps:
         _check_placeholders(p, s.prose, s.where.line, consoles, lesson_vars)
         for r in s.runs:
@@ -442,7 +494,12 @@ def load_all(paths: Iterable[Path]) -> list[Lesson]:
     first: dict[str, Lesson] = {}
     for lesson in lessons:
         if lesson.id in first:
-            problems.append(Problem(Where(lesson.path, 2), f"lesson id {lesson.id!r} is already used by {first[lesson.id].path}"))
+            problems.append(
+                Problem(
+                    Where(lesson.path, 2),
+                    f"lesson id {lesson.id!r} is already used by {first[lesson.id].path}",
+                )
+            )
         else:
             first[lesson.id] = lesson
     if problems:

@@ -51,7 +51,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Expect:
-    """Text that must appear in a console's output during the step (a regular expression)."""
+    """A line of text that must appear in a console's output during the step (a regular expression)."""
 
     console: str
     pattern: str

@@ -7,7 +7,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-_GONE = (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError, OSError, ValueError, IndexError)
+_GONE = (
+    FileNotFoundError,
+    ProcessLookupError,
+    PermissionError,
+    NotADirectoryError,
+    OSError,
+    ValueError,
+    IndexError,
+)
 
 
 @dataclass(frozen=True)
@@ -92,11 +100,10 @@ def session_pids(proc_root: Path, session: str, workdir: str) -> list[int]:
     found = []
     for pid in pids(proc_root):
         base = proc_root / str(pid)
-        with contextlib.suppress(*_GONE):
-            with open(base / "environ", "rb") as fh:
-                if marker in fh.read().split(b"\0"):
-                    found.append(pid)
-                    continue
+        with contextlib.suppress(*_GONE), open(base / "environ", "rb") as fh:
+            if marker in fh.read().split(b"\0"):
+                found.append(pid)
+                continue
         for link in ("root", "cwd"):
             target = readlink(base / link)
             if target and (target + "/").startswith(prefix):

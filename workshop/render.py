@@ -25,9 +25,14 @@ if TYPE_CHECKING:
 
 def make_console(env: Environment) -> Console:
     return Console(
-        file=env.stdout, theme=THEME, no_color=not env.color, width=env.width, highlight=False,
-        color_system="auto" if env.color else None, emoji=False,
-    )  # fmt: skip
+        file=env.stdout,
+        theme=THEME,
+        no_color=not env.color,
+        width=env.width,
+        highlight=False,
+        color_system="auto" if env.color else None,
+        emoji=False,
+    )
 
 
 class Renderer:
@@ -75,8 +80,12 @@ class Renderer:
     def step_started(self, e: ev.StepStarted) -> None:
         total = len(e.lesson.steps)
         self.out.print()
-        self.out.print(Rule(Text.assemble((f"step {e.index + 1}/{total} ", "step.counter"), (e.step.title, "step.title")),
-                            align="left"))  # fmt: skip
+        self.out.print(
+            Rule(
+                Text.assemble((f"step {e.index + 1}/{total} ", "step.counter"), (e.step.title, "step.title")),
+                align="left",
+            )
+        )
         if e.prose:
             self.out.print(Markdown(e.prose))
         for example in e.step.examples:
@@ -87,11 +96,16 @@ class Renderer:
         if r.interrupted:
             self.notice(f"{e.console}: interrupted (Ctrl-C); back at the prompt", "warning")
         elif r.timed_out:
-            self.notice(f"{e.console}: `{e.line}` ran longer than {e.timeout:g}s and was interrupted with Ctrl-C",
-                        "warning")  # fmt: skip
+            self.notice(
+                f"{e.console}: `{e.line}` ran longer than {e.timeout:g}s and was interrupted with Ctrl-C",
+                "warning",
+            )
         if r.restarted:
-            self.notice(f"{e.console}: the shell had to be restarted; what earlier steps did in it is gone "
-                        "(`again` re-runs the step)", "warning")  # fmt: skip
+            self.notice(
+                f"{e.console}: the shell had to be restarted; what earlier steps did in it is gone "
+                "(`again` re-runs the step)",
+                "warning",
+            )
         if r.rc not in (None, 0) or (e.expected_rc not in (None, 0) and r.rc is not None):
             ok = e.expected_rc is None or r.rc == e.expected_rc
             style = "muted" if ok else "error"
@@ -122,8 +136,12 @@ class Renderer:
         if e.passed:
             self.out.print(Text("step done", style="check.pass"))
         else:
-            self.out.print(Text("this step did not do what it teaches yet — `hint`, or `again` to re-run it",
-                                style="check.fail"))  # fmt: skip
+            self.out.print(
+                Text(
+                    "this step did not do what it teaches yet — `hint`, or `again` to re-run it",
+                    style="check.fail",
+                )
+            )
 
     def cleaned_up(self, e: ev.CleanedUp) -> None:
         if e.failed:
@@ -162,7 +180,9 @@ class Renderer:
         table.add_column("progress")
         for lesson in lessons:
             missing = unmet.get(lesson.id, [])
-            runnable = Text("yes", style="doctor.ok") if not missing else Text("no: " + "; ".join(missing), "doctor.fail")
+            runnable = (
+                Text("yes", style="doctor.ok") if not missing else Text("no: " + "; ".join(missing), "doctor.fail")
+            )
             table.add_row(lesson.id, lesson.title, str(len(lesson.steps)), runnable, progress.get(lesson.id, ""))
         self.out.print(table)
 

@@ -5,6 +5,7 @@ Everything that happens is emitted as an event; nothing here prints.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -76,9 +77,10 @@ def run_step(session: LessonSession, index: int) -> StepOutcome:
                 ok = False
                 session.sink(Notice(f"expected the {exp.console} console to show /{pattern}/, it did not", "error"))
         for check in step.checks:
-            result = checks.run_check(check, session.substitute(check.script), session.id)
-            session.sink(CheckDone(result))
-            ok = ok and result.passed
+            shown = dataclasses.replace(check, description=session.substitute(check.description))
+            verdict = checks.run_check(shown, session.substitute(check.script), session.id)
+            session.sink(CheckDone(verdict))
+            ok = ok and verdict.passed
     except KeyboardInterrupt:
         ok, interrupted = False, True
         session.sink(Notice("interrupted: the step was stopped; you are back at the prompt", "warning"))

@@ -94,10 +94,9 @@ class LessonSession:
             return static[name]
         if name in self.lesson.variables:
             return variables.substitute(self.lesson.variables[name], self.value)
-        if name.startswith("before.pid."):
-            console = name.removeprefix("before.pid.")
-            if console in self._before:
-                return self._before[console]
+        frozen = self._before.get(name.removeprefix("before.pid.")) if name.startswith("before.pid.") else None
+        if frozen is not None:
+            return frozen
         prefix, _, console_name = name.rpartition(".")
         console = self.consoles.get(console_name)
         if console is not None and prefix in ("pid", "before.pid"):

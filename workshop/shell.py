@@ -36,8 +36,13 @@ class Command:
 
 
 class Shell:
-    def __init__(self, env: Environment, input: Input | None = None, output: Output | None = None,
-                 history: History | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        env: Environment,
+        input: Input | None = None,
+        output: Output | None = None,
+        history: History | None = None,
+    ) -> None:
         self.env = env
         self.out = Renderer(env)
         self.input = input
@@ -57,9 +62,13 @@ class Shell:
             self.out.error(f"some lesson files are broken; fix them or run `workshop check`:\n{e}")
             return 1
         self.prompt_session = PromptSession(
-            history=self.history or self._history(), input=self.input, output=self.output,
-            completer=self._completer(), complete_while_typing=False, bottom_toolbar=self.toolbar,
-        )  # fmt: skip
+            history=self.history or self._history(),
+            input=self.input,
+            output=self.output,
+            completer=self._completer(),
+            complete_while_typing=False,
+            bottom_toolbar=self.toolbar,
+        )
         self.out.text("workshop — how Linux containers really work, live on this kernel.", "lesson.title")
         self.out.text("`lessons` lists them, `start ID` begins one, `help` shows every command.", "muted")
         try:
@@ -84,8 +93,10 @@ class Shell:
             self.out.notice("interrupted; back at the prompt", "warning")
         except Exception as e:
             log = self._log_crash()
-            self.out.error(f"workshop hit an internal error ({type(e).__name__}: {e}); the lesson is still here, "
-                           f"`again` retries the step. Details: {log}")  # fmt: skip
+            self.out.error(
+                f"workshop hit an internal error ({type(e).__name__}: {e}); the lesson is still here, "
+                f"`again` retries the step. Details: {log}"
+            )
 
     def _dispatch(self, line: str) -> None:
         text = line.strip()
@@ -119,8 +130,10 @@ class Shell:
         if result.rc == 127:
             close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.7)
             if close:
-                self.out.hint(f"`{word}` is not a program in the {self.lesson.active} console; "
-                              f"did you mean the workshop command `{close[0]}`?")  # fmt: skip
+                self.out.hint(
+                    f"`{word}` is not a program in the {self.lesson.active} console; "
+                    f"did you mean the workshop command `{close[0]}`?"
+                )
 
     # -- prompt, toolbar, completion --------------------------------------------------------------------------------
     def prompt_text(self) -> FormattedText:
@@ -128,9 +141,13 @@ class Shell:
             return FormattedText([("bold", "workshop"), ("", " ❯ ")])
         s = self.lesson
         step = min(s.position + 1, len(s.lesson.steps))
-        return FormattedText([
-            ("ansicyan", f"{s.lesson.id} {step}/{len(s.lesson.steps)} "), ("ansimagenta", s.active), ("", "# "),
-        ])  # fmt: skip
+        return FormattedText(
+            [
+                ("ansicyan", f"{s.lesson.id} {step}/{len(s.lesson.steps)} "),
+                ("ansimagenta", s.active),
+                ("", "# "),
+            ]
+        )
 
     def toolbar(self) -> HTML:
         if self.lesson is None:
@@ -139,8 +156,10 @@ class Shell:
         total = len(s.lesson.steps)
         bar = "".join("●" if i in s.passed else "○" for i in range(total))
         nxt = "finished: <b>stop</b> ends it" if s.finished else "Enter runs the next step"
-        return HTML(f" <b>{s.lesson.id}</b> · step {min(s.position + 1, total)}/{total} {bar} · "
-                    f"console <b>{s.active}</b> · {nxt} · <b>hint</b> · <b>help</b>")  # fmt: skip
+        return HTML(
+            f" <b>{s.lesson.id}</b> · step {min(s.position + 1, total)}/{total} {bar} · "
+            f"console <b>{s.active}</b> · {nxt} · <b>hint</b> · <b>help</b>"
+        )
 
     def _completer(self) -> NestedCompleter:
         ids = {i: None for i in (self.catalog.ids() if self.catalog else [])}
@@ -195,8 +214,11 @@ class Shell:
         if not left or not self.env.is_root:
             return
         count = sum(len(j.entries) for j in left)
-        self.out.notice(f"an earlier workshop session ended without cleaning up ({len(left)} session(s), "
-                        f"{count} recorded resources).", "warning")  # fmt: skip
+        self.out.notice(
+            f"an earlier workshop session ended without cleaning up ({len(left)} session(s), "
+            f"{count} recorded resources).",
+            "warning",
+        )
         assert self.prompt_session is not None
         try:
             answer = self.prompt_session.prompt("undo them now? [Y/n] ")
@@ -232,8 +254,10 @@ class Shell:
         if s is None:
             return
         if s.finished:
-            self.out.text(f"lesson {s.lesson.id!r} is complete. `stop` cleans up, `lessons` shows what is next.",
-                          "check.pass")  # fmt: skip
+            self.out.text(
+                f"lesson {s.lesson.id!r} is complete. `stop` cleans up, `lessons` shows what is next.",
+                "check.pass",
+            )
             return
         self._run(s, s.position)
 
@@ -342,14 +366,23 @@ COMMANDS: dict[str, Command] = {
         Command("tree", "tree", "the lesson's processes now (pstree)", Shell.cmd_tree),
         Command("ns", "ns", "the namespaces of each console's process now", Shell.cmd_ns),
         Command("status", "status", "lesson, step, session and consoles", Shell.cmd_status),
-        Command("console", "console NAME", "type free lines into another console (host, container, …)",
-                Shell.cmd_console),  # fmt: skip
+        Command(
+            "console",
+            "console NAME",
+            "type free lines into another console (host, container, …)",
+            Shell.cmd_console,
+        ),
         Command("stop", "stop", "end the lesson and undo everything it created", Shell.cmd_stop),
         Command("cleanup", "cleanup", "undo everything workshop created, also after a crash", Shell.cmd_cleanup),
         Command("help", "help", "this list", Shell.cmd_help),
         Command("quit", "quit (or Ctrl-D)", "clean up and leave", Shell.cmd_quit),
     ]
 }
-ALIASES = {"list": COMMANDS["lessons"], "n": COMMANDS["next"], "exit": COMMANDS["quit"], "?": COMMANDS["help"]}
+ALIASES = {
+    "list": COMMANDS["lessons"],
+    "n": COMMANDS["next"],
+    "exit": COMMANDS["quit"],
+    "?": COMMANDS["help"],
+}
 CONSOLE_WORDS = {"exit"}
 """Words that mean something to the shell in a console; while a lesson runs they go there, not to workshop."""
