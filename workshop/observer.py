@@ -1,0 +1,463 @@
+"""What the kernel says about the lesson's processes: snapshots of a `/proc`-like tree, and what changed.
+
+Everything here is a pure function of a directory shaped like `/proc`, so tests feed fixture trees and the
+tool feeds the real one. The kernel changes under our feet while we read (processes exit, PIDs get reused),
+so every read is allowed to fail: a process that vanished is skipped, a field that cannot be read becomes
+`None`, `()` or `""`, and nothing here raises because of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import NamedTuple
+
+NS_TYPES: tuple[str, ...] = (
+    "cgroup",
+    "ipc",
+    "mnt",
+    "net",
+    "pid",
+    "pid_for_children",
+    "time",
+    "time_for_children",
+    "user",
+    "uts",
+)
+
+_FOR_CHILDREN = "_for_children"
+
+# Enough for every line of `status` up to NSpid and for a command line we only show truncated; a single
+# read of a /proc file is also what keeps it consistent (the kernel formats it in one go).
+_READ_SIZE = 4096
+
+# Everything a racing or locked-down /proc can throw at us while reading one process:
+# PermissionError, FileNotFoundError, ProcessLookupError (all OSError), and ValueError/IndexError from
+# parsing a file that was cut short.
+_UNREADABLE = (OSError, ValueError, IndexError)
+
+# A process that exited between listing and reading: its directory is gone, or the kernel says ESRCH.
+_VANISHED = (FileNotFoundError, ProcessLookupError)
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process, as seen from the tool's own PID namespace."""
+
+    pid: int
+    """Host PID (as seen by the tool)."""
+    ppid: int
+    comm: str
+    """The kernel's short name (at most 15 characters; may contain spaces and parentheses)."""
+    cmdline: str
+    """argv joined by spaces; "" for kernel threads, zombies or when unreadable (show `[comm]` then)."""
+    nspid: tuple[int, ...]
+    """From `NSpid:` in status: host PID first, innermost PID namespace last; () if unreadable."""
+    ns: Mapping[str, int | None]
+    """ns type (see NS_TYPES) -> inode of `/proc/PID/ns/<type>`; None when unreadable."""
+    root: str | None
+    """readlink of `/proc/PID/root`; None if unreadable."""
+    starttime: int
+    """Field 22 of stat, in clock ticks since boot: tells a reused PID from the same process."""
+    tpgid: int
+    """Field 8 of stat: foreground process group of the controlling terminal (-1 if none)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lesson's processes at one instant."""
+
+    procs: Mapping[int, Proc]
+    """Every process in the subtrees of `roots`, by host PID."""
+    roots: Mapping[str, int]
+    """Console name -> PID of the console's own shell (subtree root), in the consoles' order."""
+    focus: Mapping[str, int]
+    """Console name -> the process the learner is talking to (see `foreground_pid`); absent if gone."""
+    host_ns: Mapping[str, int | None]
+    """The reference "host" namespaces: those of the tool's own process."""
+    all_ns_inodes: frozenset[int]
+    """Every namespace inode seen in `procs` and `host_ns`."""
+
+
+class Stat(NamedTuple):
+    """The fields of `/proc/PID/stat` the observer needs."""
+
+    comm: str
+    ppid: int
+    tpgid: int
+    starttime: int
+
+
+class NsEvent(Enum):
+    CREATED = "new namespace"
+    JOINED = "joined"
+    BACK_TO_HOST = "back to host"
+    CHANGED = "changed"
+    GONE = "gone"
+    """The focus process's namespace can no longer be read (it became a zombie or lost access)."""
+
+
+@dataclass(frozen=True)
+class NsChange:
+    console: str
+    ns_type: str
+    before: int | None
+    after: int | None
+    event: NsEvent
+
+
+@dataclass(frozen=True)
+class Diff:
+    new_pids: frozenset[int]
+    """In `after` but not in `before`; the same PID with another start time counts as new."""
+    gone: tuple[Proc, ...]
+    """In `before` but not in `after` (by PID order)."""
+    ns_changes: tuple[NsChange, ...]
+    """Per console focus process and ns type (consoles' order, then NS_TYPES order)."""
+    gone_namespaces: tuple[tuple[str, int], ...]
+    """(type, inode) used by a lesson process before and by none after, not the host's."""
+
+
+# --- reading ---
+
+
+def _read(path: str) -> bytes:
+    # os.open/os.read skip the io stack: this runs once per host process per snapshot.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, _READ_SIZE)
+    finally:
+        os.close(fd)
+
+
+def parse_stat(raw: bytes) -> Stat:
+    """Parse one `stat` line; raises ValueError/IndexError when it is cut short or malformed."""
+    # comm sits between the first '(' and the LAST ')': it may itself contain spaces and ')'.
+    # Bytes all the way: this runs for every process on the machine, and only comm is text.
+    open_paren = raw.index(b"(")
+    close_paren = raw.rindex(b")")
+    # After ')': state(3) ppid(4) pgrp(5) session(6) tty_nr(7) tpgid(8) ... starttime(22).
+    fields = raw[close_paren + 1 :].split(None, 20)
+    return Stat(
+        comm=raw[open_paren + 1 : close_paren].decode(errors="replace"),
+        ppid=int(fields[1]),
+        tpgid=int(fields[5]),
+        starttime=int(fields[19]),
+    )
+
+
+def read_stat(proc_root: Path, pid: int) -> Stat | None:
+    """`/proc/PID/stat` parsed, or None if the process is gone or the file unreadable."""
+    try:
+        return parse_stat(_read(f"{proc_root}/{pid}/stat"))
+    except _UNREADABLE:
+        return None
+
+
+def parse_nspid(status: str) -> tuple[int, ...]:
+    """The `NSpid:` line of a status file: host PID first, innermost last; () if absent."""
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            return tuple(int(field) for field in line.split()[1:])
+    return ()
+
+
+def parse_ns_link(target: str) -> int:
+    """`pid:[4026531836]` -> 4026531836; raises ValueError for anything else."""
+    _, bracket, rest = target.partition(":[")
+    if not bracket or not rest.endswith("]"):
+        raise ValueError(f"not a namespace link: {target!r}")
+    return int(rest[:-1])
+
+
+def _read_ns(proc_dir: str) -> dict[str, int | None]:
+    inodes: dict[str, int | None] = {}
+    for ns_type in NS_TYPES:
+        try:
+            inodes[ns_type] = parse_ns_link(os.readlink(f"{proc_dir}/ns/{ns_type}"))
+        except _UNREADABLE:
+            # EACCES, a zombie (ENOENT), a kernel without this type (time before 5.6), or a symlink loop.
+            inodes[ns_type] = None
+    return inodes
+
+
+def _read_cmdline(proc_dir: str) -> str:
+    try:
+        raw = _read(f"{proc_dir}/cmdline")
+    except _UNREADABLE:
+        return ""
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+
+
+def _read_root(proc_dir: str) -> str | None:
+    try:
+        return os.readlink(f"{proc_dir}/root")
+    except _UNREADABLE:
+        return None
+
+
+def _read_proc(proc_root: Path, pid: int, stat: Stat) -> Proc | None:
+    """The details of one process of interest; None if it vanished since its stat was read."""
+    proc_dir = f"{proc_root}/{pid}"
+    try:
+        nspid = parse_nspid(_read(f"{proc_dir}/status").decode(errors="replace"))
+    except _VANISHED:
+        return None
+    except _UNREADABLE:
+        nspid = ()
+    return Proc(
+        pid=pid,
+        ppid=stat.ppid,
+        comm=stat.comm,
+        cmdline=_read_cmdline(proc_dir),
+        nspid=nspid,
+        ns=_read_ns(proc_dir),
+        root=_read_root(proc_dir),
+        starttime=stat.starttime,
+        tpgid=stat.tpgid,
+    )
+
+
+def _list_pids(proc_root: Path) -> list[int]:
+    try:
+        with os.scandir(proc_root) as entries:
+            return [int(entry.name) for entry in entries if entry.name.isdigit()]
+    except OSError:
+        return []
+
+
+# --- the tree ---
+
+
+def _is_in_subtree(pid: int, root_pid: int, ppid_of: Callable[[int], int | None]) -> bool:
+    """Whether `pid` is `root_pid` or one of its descendants, following parents upwards."""
+    seen: set[int] = set()
+    current: int | None = pid
+    while current is not None and current > 0 and current not in seen:
+        if current == root_pid:
+            return True
+        seen.add(current)  # a malformed tree must not loop forever
+        current = ppid_of(current)
+    return False
+
+
+def _foreground(root_pid: int, stat_of: Callable[[int], Stat | None]) -> int | None:
+    root_stat = stat_of(root_pid)
+    if root_stat is None:
+        return None
+    leader = root_stat.tpgid
+
+    def ppid_of(pid: int) -> int | None:
+        stat = stat_of(pid)
+        return None if stat is None else stat.ppid
+
+    # Interactive shells make themselves leaders of the foreground group, so the group id is their PID;
+    # anything outside the console's subtree (a tty shared with another session) is not ours to show.
+    if leader > 0 and stat_of(leader) is not None and _is_in_subtree(leader, root_pid, ppid_of):
+        return leader
+    return root_pid
+
+
+def foreground_pid(proc_root: Path, root_pid: int) -> int | None:
+    """The process the learner talks to in the console whose shell is `root_pid`.
+
+    That is the leader of the console's foreground process group (tpgid of `root_pid`) when it is
+    `root_pid` or one of its descendants; otherwise `root_pid` itself; None if `root_pid` is gone.
+    """
+    return _foreground(root_pid, lambda pid: read_stat(proc_root, pid))
+
+
+def _subtree(root_pid: int, children: Mapping[int, list[int]]) -> Iterator[int]:
+    stack = [root_pid]
+    seen: set[int] = set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        yield pid
+        stack.extend(children.get(pid, ()))
+
+
+def snapshot(proc_root: Path, roots: Mapping[str, int], reference_pid: int | str = "self") -> Snapshot:
+    """Read the subtrees of `roots` from `proc_root` in one pass.
+
+    Every process's `stat` is read once to learn the tree; only the processes of interest get their
+    status, cmdline, ns links and root read. `reference_pid` is the process whose namespaces count as
+    "host": the tool's own by default, because `/proc/1/ns` can be unreadable in a sandbox.
+    """
+    stats: dict[int, Stat] = {}
+    children: dict[int, list[int]] = {}
+    for pid in _list_pids(proc_root):
+        stat = read_stat(proc_root, pid)
+        if stat is None:  # exited between listing and reading
+            continue
+        stats[pid] = stat
+        children.setdefault(stat.ppid, []).append(pid)
+
+    procs: dict[int, Proc] = {}
+    for root_pid in roots.values():
+        if root_pid not in stats:
+            continue
+        for pid in _subtree(root_pid, children):
+            if pid not in procs:
+                proc = _read_proc(proc_root, pid, stats[pid])
+                if proc is not None:
+                    procs[pid] = proc
+
+    focus: dict[str, int] = {}
+    for console, root_pid in roots.items():
+        shell = _foreground(root_pid, stats.get)
+        if shell not in procs:  # the foreground process exited while we read: its console's shell remains
+            shell = root_pid
+        if shell in procs:
+            focus[console] = shell
+
+    host_ns = _read_ns(f"{proc_root}/{reference_pid}")
+    return Snapshot(
+        procs=procs,
+        roots=dict(roots),
+        focus=focus,
+        host_ns=host_ns,
+        all_ns_inodes=frozenset(_inodes(procs.values(), host_ns)),
+    )
+
+
+def _inodes(procs: Iterable[Proc], host_ns: Mapping[str, int | None]) -> Iterator[int]:
+    for proc in procs:
+        yield from (inode for inode in proc.ns.values() if inode is not None)
+    yield from (inode for inode in host_ns.values() if inode is not None)
+
+
+# --- questions ---
+
+
+def inner_pid(proc: Proc) -> int | None:
+    """The PID inside the innermost PID namespace, when the process is in a nested one; else None.
+
+    Nesting is what matters, so `4242 4242` (a nested namespace that happens to hand out the same
+    number) still answers 4242.
+    """
+    return proc.nspid[-1] if len(proc.nspid) > 1 else None
+
+
+def base_type(ns_type: str) -> str:
+    """`pid_for_children` -> `pid`: the kind of namespace the link points to."""
+    return ns_type.removesuffix(_FOR_CHILDREN)
+
+
+def ns_transitions(snapshot: Snapshot, pid: int) -> tuple[str, ...]:
+    """The ns types where `pid` lives in another namespace than its parent, like the marks of `pstree -S`.
+
+    `*_for_children` are left out (they describe the children, which show their own marks). Only types
+    readable on both sides count. A parent outside the snapshot is compared as the host.
+    """
+    proc = snapshot.procs.get(pid)
+    if proc is None:
+        return ()
+    parent = snapshot.procs.get(proc.ppid)
+    reference = snapshot.host_ns if parent is None else parent.ns
+    marks: list[str] = []
+    for ns_type in NS_TYPES:
+        if ns_type.endswith(_FOR_CHILDREN):
+            continue
+        mine, theirs = proc.ns.get(ns_type), reference.get(ns_type)
+        if mine is not None and theirs is not None and mine != theirs:
+            marks.append(ns_type)
+    return tuple(marks)
+
+
+# --- diff ---
+
+
+def _is_same_process(a: Proc, b: Proc) -> bool:
+    return a.pid == b.pid and a.starttime == b.starttime
+
+
+def _new_and_gone(before: Snapshot | None, after: Snapshot) -> tuple[frozenset[int], tuple[Proc, ...]]:
+    if before is None:
+        return frozenset(after.procs), ()
+    new = frozenset(
+        pid
+        for pid, proc in after.procs.items()
+        if pid not in before.procs or not _is_same_process(before.procs[pid], proc)
+    )
+    gone = tuple(
+        proc
+        for pid, proc in sorted(before.procs.items())
+        if pid not in after.procs or not _is_same_process(after.procs[pid], proc)
+    )
+    return new, gone
+
+
+def _focus_ns(snap: Snapshot, console: str) -> Mapping[str, int | None] | None:
+    pid = snap.focus.get(console)
+    proc = None if pid is None else snap.procs.get(pid)
+    return None if proc is None else proc.ns
+
+
+def classify(before: int | None, after: int | None, host: int | None, known: frozenset[int]) -> NsEvent:
+    """Name what happened when a console's focus moved from namespace `before` to `after`."""
+    if after is None:
+        return NsEvent.GONE
+    if after == host:
+        return NsEvent.BACK_TO_HOST
+    if after in known:  # some lesson process was already in it: nsenter, setns, `ip netns exec`
+        return NsEvent.JOINED
+    if before is None or before == host:
+        return NsEvent.CREATED
+    return NsEvent.CHANGED
+
+
+def _ns_changes(before: Snapshot | None, after: Snapshot) -> Iterator[NsChange]:
+    for console in after.roots:
+        now = _focus_ns(after, console)
+        if now is None:
+            continue  # the console's shell is gone: the pstree says so
+        then = None if before is None else _focus_ns(before, console)
+        for ns_type in NS_TYPES:
+            host = after.host_ns.get(ns_type)
+            inode = now.get(ns_type)
+            if then is None:
+                # First sight of this console: what is not the host's was created for it.
+                if inode is not None and inode != host:
+                    yield NsChange(console, ns_type, None, inode, NsEvent.CREATED)
+                continue
+            previous = then.get(ns_type)
+            if previous == inode:
+                continue
+            known = frozenset() if before is None else before.all_ns_inodes
+            yield NsChange(console, ns_type, previous, inode, classify(previous, inode, host, known))
+
+
+def _used(snap: Snapshot) -> set[tuple[str, int]]:
+    # pid_for_children points at a pid namespace: count it as one, so a namespace is reported once.
+    return {
+        (base_type(ns_type), inode)
+        for proc in snap.procs.values()
+        for ns_type, inode in proc.ns.items()
+        if inode is not None
+    }
+
+
+def _gone_namespaces(before: Snapshot | None, after: Snapshot) -> tuple[tuple[str, int], ...]:
+    if before is None:
+        return ()
+    host = {inode for inode in after.host_ns.values() if inode is not None}
+    gone = {(t, inode) for t, inode in _used(before) - _used(after) if inode not in host}
+    order = {t: i for i, t in enumerate(NS_TYPES)}
+    return tuple(sorted(gone, key=lambda item: (order.get(item[0], len(order)), item[1])))
+
+
+def diff(before: Snapshot | None, after: Snapshot) -> Diff:
+    """What changed from `before` (None at the first step) to `after`."""
+    new, gone = _new_and_gone(before, after)
+    return Diff(
+        new_pids=new,
+        gone=gone,
+        ns_changes=tuple(_ns_changes(before, after)),
+        gone_namespaces=_gone_namespaces(before, after),
+    )
