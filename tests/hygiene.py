@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,14 +84,25 @@ class HostState:
     cgroups: frozenset[str]
     foreign_pidns: frozenset[str]
     session_processes: frozenset[str]
+    hostname: str
 
     @classmethod
     def read(cls) -> HostState:
-        return cls(_mounts(), _links(), _netns(), _cgroups(), _foreign_pidns_processes(), _session_processes())
+        return cls(
+            _mounts(),
+            _links(),
+            _netns(),
+            _cgroups(),
+            _foreign_pidns_processes(),
+            _session_processes(),
+            socket.gethostname(),
+        )
 
     def leaks_since(self, before: HostState) -> list[str]:
         leaks = []
         for name in ("mounts", "links", "netns", "cgroups", "foreign_pidns", "session_processes"):
             added = getattr(self, name) - getattr(before, name)
             leaks += [f"{name}: {item}" for item in sorted(added)]
+        if self.hostname != before.hostname:
+            leaks.append(f"hostname: {before.hostname!r} became {self.hostname!r}")
         return leaks

@@ -85,9 +85,7 @@ def test_parse_decodes_octal_escapes() -> None:
 
 
 def test_parse_skips_malformed_lines_and_keeps_utf8() -> None:
-    text = (
-        "garbage\n\n1 2 3\nx y 0:1 / /a rw - ext4 /dev/a rw\n5 1 0:9 / /mnt/caf\u00e9\\040x rw - tmpfs t rw\n"
-    )
+    text = "garbage\n\n1 2 3\nx y 0:1 / /a rw - ext4 /dev/a rw\n5 1 0:9 / /mnt/caf\u00e9\\040x rw - tmpfs t rw\n"
     mounts = parse_mountinfo(text)
     assert [m.mount_point for m in mounts] == [Path("/mnt/caf\u00e9 x")]
 
@@ -114,9 +112,7 @@ def test_detect_hybrid_this_machine() -> None:
 
 
 def test_detect_v2_systemd() -> None:
-    files = {
-        CG / "cgroup.controllers": (FIXTURES.parent / "doctor/cgroup.controllers-ubuntu2404.txt").read_text()
-    }
+    files = {CG / "cgroup.controllers": (FIXTURES.parent / "doctor/cgroup.controllers-ubuntu2404.txt").read_text()}
     layout = detect_layout(mountinfo("v2-ubuntu2404.txt"), reader(files))
     assert layout.version is CgroupVersion.V2
     assert layout.pids_root == CG
@@ -437,9 +433,7 @@ def live_cgroup() -> Iterator[tuple[Path, CgroupVersion]]:
 
 def _start_inside(cgroup: Path, script: str) -> subprocess.Popen[bytes]:
     # The shell joins the cgroup before it runs anything, so every child starts inside (no race).
-    proc = subprocess.Popen(
-        ["sh", "-c", f"echo $$ > '{cgroup}/cgroup.procs'; {script}"], stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen(["sh", "-c", f"echo $$ > '{cgroup}/cgroup.procs'; {script}"], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 5
     while str(proc.pid) not in (cgroup / "cgroup.procs").read_text().split():
         assert time.monotonic() < deadline, "the shell never joined the cgroup"
@@ -469,11 +463,7 @@ def test_live_kill_and_remove_wins_against_a_forking_shell(live_cgroup: tuple[Pa
     (cgroup / "pids.max").write_text("10")  # bounded: the loop keeps trying to fork against the limit
     # dash exits on the first failed fork; this loop keeps forking against the limit until it is killed.
     forker = (
-        "import os, time\n"
-        "while True:\n"
-        " try:\n"
-        "  if os.fork() == 0: time.sleep(30); os._exit(0)\n"
-        " except OSError: pass"
+        "import os, time\nwhile True:\n try:\n  if os.fork() == 0: time.sleep(30); os._exit(0)\n except OSError: pass"
     )
     proc = _start_inside(cgroup, f"exec {sys.executable} -c '{forker}'")
     try:

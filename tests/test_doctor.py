@@ -67,14 +67,10 @@ def healthy() -> Machine:
     """Ubuntu 24.04-like: cgroup v2 with pids, everything installed, image built."""
     m = Machine()
     m.files[PROC / "self/mountinfo"] = (FIXTURES / "mountinfo/v2-ubuntu2404.txt").read_text()
-    m.files[SYS / "fs/cgroup/cgroup.controllers"] = (
-        FIXTURES / "doctor/cgroup.controllers-ubuntu2404.txt"
-    ).read_text()
+    m.files[SYS / "fs/cgroup/cgroup.controllers"] = (FIXTURES / "doctor/cgroup.controllers-ubuntu2404.txt").read_text()
     m.files[PROC / "filesystems"] = (FIXTURES / "doctor/filesystems.txt").read_text()
     m.files[PROC / "sys/user/max_user_namespaces"] = "15000\n"
-    m.present |= {
-        PROC / "self/ns" / ns for ns in ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
-    }
+    m.present |= {PROC / "self/ns" / ns for ns in ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")}
     m.present |= {SYS / "module/veth", ENV.image_path}
     return m
 
@@ -288,9 +284,7 @@ def test_unmet_unknown_word() -> None:
 
 
 def test_requirements_name_real_checks() -> None:
-    assert {"root", "rootfs", "unshare", "nsenter", "pstree", "overlay", "cgroup-pids", "veth"} <= set(
-        REQUIREMENTS
-    )
+    assert {"root", "rootfs", "unshare", "nsenter", "pstree", "overlay", "cgroup-pids", "veth"} <= set(REQUIREMENTS)
     assert REQUIREMENTS["root"] == ("root",)
     assert REQUIREMENTS["unshare"] == ("tool:unshare", "ns:pid", "ns:mnt", "ns:uts")
     for keys in REQUIREMENTS.values():

@@ -141,9 +141,7 @@ def _visible_cgroup_mounts(mounts: list[MountInfo]) -> list[MountInfo]:
     covered = {
         m.parent_id
         for m in mounts
-        if m.parent_id != m.mount_id
-        and m.parent_id in by_id
-        and by_id[m.parent_id].mount_point == m.mount_point
+        if m.parent_id != m.mount_id and m.parent_id in by_id and by_id[m.parent_id].mount_point == m.mount_point
     }
 
     def hidden(m: MountInfo) -> bool:
@@ -212,9 +210,7 @@ def detect_layout(mountinfo_text: str, read_file: Callable[[Path], str] | None =
         detail = f"{head}: cgroup2 at {unified}, but its cgroup.controllers could not be read ({exc})"
         return CgroupLayout(version, None, unified, False, detail)
     if "pids" in controllers:
-        return CgroupLayout(
-            version, unified, unified, True, f"{head}: pids controller on cgroup2 at {unified}"
-        )
+        return CgroupLayout(version, unified, unified, True, f"{head}: pids controller on cgroup2 at {unified}")
     detail = f"{head}: cgroup2 at {unified}, but pids is not in its cgroup.controllers"
     return CgroupLayout(version, None, unified, False, detail)
 

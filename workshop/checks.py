@@ -1,7 +1,9 @@
 """Runs a step's checks: host shell scripts that look at kernel state, with a few helpers for readability.
 
-A check passes when its script exits 0. Scripts run with `set -eu`, so each line is an assertion; on failure
-the learner sees which line failed (from bash's xtrace) and what the script printed.
+A check passes when its script exits 0. Scripts run with `set -euo pipefail`, so each line is an assertion; on
+failure the learner sees which line failed (from bash's xtrace) and what the script printed. Bash's `set -e`
+ignores `! cmd` and every command of an `a && b` list but the last, so the loader rejects those in checks and
+the prelude offers `not cmd` instead.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from workshop import processes
 from workshop.model import Check
 
 PRELUDE = r"""
-set -eu
+set -euo pipefail
+# not CMD...         -> succeeds when CMD fails; use it instead of `! CMD`, which `set -e` never treats as a failure
+not() { if "$@"; then return 1; fi; return 0; }
 # ns PID TYPE        -> e.g. pid:[4026532401], the namespace a process is in
 ns() { readlink "/proc/$1/ns/$2"; }
 # host_ns TYPE       -> the namespace workshop itself runs in (the learner's "host")

@@ -79,9 +79,16 @@ TOOLS: dict[str, str] = {
     "python3": "python3",
 }
 NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
-_NS_CONFIG = {"mnt": "CONFIG_NAMESPACES", "uts": "CONFIG_UTS_NS", "ipc": "CONFIG_IPC_NS",
-              "pid": "CONFIG_PID_NS", "net": "CONFIG_NET_NS", "user": "CONFIG_USER_NS",
-              "cgroup": "CONFIG_CGROUPS", "time": "CONFIG_TIME_NS (Linux 5.6+)"}  # fmt: skip
+_NS_CONFIG = {
+    "mnt": "CONFIG_NAMESPACES",
+    "uts": "CONFIG_UTS_NS",
+    "ipc": "CONFIG_IPC_NS",
+    "pid": "CONFIG_PID_NS",
+    "net": "CONFIG_NET_NS",
+    "user": "CONFIG_USER_NS",
+    "cgroup": "CONFIG_CGROUPS",
+    "time": "CONFIG_TIME_NS (Linux 5.6+)",
+}
 
 REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "root": ("root",),
@@ -201,8 +208,22 @@ def _veth(env: Environment, p: Probe) -> Result:
         return WARN, "veth not loaded; probing needs unshare and ip", "apt-get install util-linux iproute2"
     # In a throwaway network namespace: the host's links are never touched. "dev" keeps ip from reading
     # the name as an address.
-    done = p.run(["unshare", "--net", "ip", "link", "add", "dev", "wsprobe0", "type", "veth",
-                  "peer", "name", "wsprobe1"])  # fmt: skip
+    done = p.run(
+        [
+            "unshare",
+            "--net",
+            "ip",
+            "link",
+            "add",
+            "dev",
+            "wsprobe0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "wsprobe1",
+        ]
+    )
     if done.ok:
         return OK, "a veth pair can be created (probed in a throwaway network namespace)", ""
     return FAIL, f"cannot create a veth pair: {done.stderr.strip() or done.returncode}", "modprobe veth"

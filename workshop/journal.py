@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 
 from workshop import procfs
 
-KINDS = ("session-procs", "process", "mounts-under", "mount", "path", "netns", "link", "cgroup")
+KINDS = ("hostname", "session-procs", "process", "mounts-under", "mount", "path", "netns", "link", "cgroup")
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,14 @@ def _undo_path(entry: Entry, session: str) -> str:
     return "removed"
 
 
+def _undo_hostname(entry: Entry, session: str) -> str:
+    """A lesson line meant for a new UTS namespace runs on the host if the namespace was not made: put it back."""
+    if socket.gethostname() == entry.target:
+        return "already gone"
+    socket.sethostname(entry.target)
+    return "restored"
+
+
 def _undo_netns(entry: Entry, session: str) -> str:
     path = Path("/run/netns") / entry.target
     if not path.exists() and not path.is_symlink():
@@ -274,6 +283,7 @@ def _undo_cgroup(entry: Entry, session: str) -> str:
 
 
 _UNDO = {
+    "hostname": _undo_hostname,
     "session-procs": _undo_session_procs,
     "process": _undo_process,
     "mounts-under": _undo_mounts_under,

@@ -261,6 +261,10 @@ class _LessonBuilder:
         if not script:
             self.p.problems.append(Problem(f.where, "this check block is empty"))
             return None
+        for k, line in enumerate(f.body, start=1):
+            problem = _unsafe_assertion(line)
+            if problem:
+                self.p.problems.append(Problem(Where(f.where.file, f.where.line + k), problem))
         first = f.body[0].strip() if f.body else ""
         description = first.lstrip("#").strip() if first.startswith("#") else ""
         if not description:
@@ -340,6 +344,19 @@ class _LessonBuilder:
             creates=tuple(creates),
             examples=tuple(examples),
         )
+
+
+_SUBSHELL = re.compile(r"\$\([^()]*\)|'[^']*'|\"[^\"]*\"")
+
+
+def _unsafe_assertion(line: str) -> str:
+    """Check lines that would pass whatever the kernel says, because `set -e` does not look at them."""
+    code = _SUBSHELL.sub("", line.strip())
+    if code.startswith("!"):
+        return "under set -e, `! CMD` never fails a check: write `not CMD`"
+    if "&&" in code or "||" in code:
+        return "under set -e, only the last command of an && or || list can fail a check: one assertion per line"
+    return ""
 
 
 def _join_continuations(lines: list[str]) -> Iterator[str]:

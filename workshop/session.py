@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class LessonSession:
     def start(self) -> None:
         self.journal = Journal.create(self.env.journal_dir, self.id, self.workdir)
         # catch-alls first, so they are undone last: processes die, then mounts go, then the files
+        self.journal.record("hostname", socket.gethostname())
         self.journal.record("path", str(self.workdir))
         self.journal.record("mounts-under", str(self.workdir))
         self.journal.record("session-procs", str(self.workdir))
