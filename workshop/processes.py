@@ -51,6 +51,8 @@ def run(
         )
     except FileNotFoundError:
         return Completed(tuple(argv), 127, "", f"{argv[0]}: command not found")
+    except OSError as e:  # not executable, exec format error, …: a failed probe, never a crash
+        return Completed(tuple(argv), 126, "", f"{argv[0]}: cannot run it: {e.strerror or e}")
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         return Completed(tuple(argv), 124, out, f"{argv[0]}: timed out after {timeout:g}s", timed_out=True)

@@ -1,0 +1,121 @@
+"""The command line as a newcomer meets it: clear answers, the right exit status, never a traceback."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, require_tool, run_workshop
+
+
+def test_list_shows_the_curriculum_with_what_can_run_here(workshop_env: dict[str, str]) -> None:
+    done = run_workshop(["list"], workshop_env)
+    assert done.returncode == 0, done.stderr
+    for lesson_id in ("process", "chroot", "unshare-pid"):
+        assert lesson_id in done.stdout
+    assert "can run here" in done.stdout
+
+
+def test_list_answers_well_under_a_second(workshop_env: dict[str, str]) -> None:
+    run_workshop(["list"], workshop_env)  # warm the page cache, as a learner's second call would be
+    start = time.monotonic()
+    done = run_workshop(["list"], workshop_env)
+    assert done.returncode == 0
+    assert time.monotonic() - start < 1.0
+
+
+def test_an_unknown_command_suggests_the_right_one(workshop_env: dict[str, str]) -> None:
+    done = run_workshop(["lsit"], workshop_env)
+    assert done.returncode == 2
+    assert "did you mean `workshop list`" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_unknown_lesson_suggests_the_closest(workshop_env: dict[str, str]) -> None:
+    done = run_workshop(["run", "chroo", "--yes"], workshop_env)
+    assert done.returncode != 0
+    assert "did you mean 'chroot'" in done.stdout
+
+
+def test_check_reports_every_problem_with_file_and_line(tmp_path: Path, workshop_env: dict[str, str]) -> None:
+    bad = tmp_path / "bad.md"
+    bad.write_text("---\nid: bad\ntitle: Bad\n---\n## Step\n```run nowhere\nls\n```\n")
+    done = run_workshop(["check", str(bad)], workshop_env)
+    assert done.returncode == 1
+    assert f"{bad}:6: unknown console 'nowhere'" in done.stdout
+    assert f"{bad}:5: step 'Step' has no check" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_check_passes_the_shipped_lessons(workshop_env: dict[str, str]) -> None:
+    done = run_workshop(["check"], workshop_env)
+    assert done.returncode == 0 and "all valid" in done.stdout
+
+
+def test_a_broken_lesson_file_does_not_break_list_with_a_traceback(
+    tmp_path: Path, workshop_env: dict[str, str]
+) -> None:
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    (lessons / "x.md").write_text("---\nid: x\n---\n")
+    workshop_env["WORKSHOP_LESSONS"] = str(lessons)
+    done = run_workshop(["list"], workshop_env)
+    assert done.returncode == 1
+    assert "x.md:1: the front matter needs 'title" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("command", [["run", "process", "--yes"], ["cleanup"], ["rootfs"]])
+def test_without_root_the_answer_is_sudo_and_nothing_is_created(
+    command: list[str], workshop_env: dict[str, str], state_dir: Path
+) -> None:
+    require_tool("setpriv")
+    before = sorted(p.name for p in state_dir.rglob("*"))
+    argv = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        str(REPO / ".venv/bin/python"),
+        "-m",
+        "workshop",
+        *command,
+    ]
+    import subprocess
+
+    done = subprocess.run(argv, env=workshop_env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 2
+    assert "sudo workshop" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert sorted(p.name for p in state_dir.rglob("*")) == before
+
+
+@pytest.mark.root
+def test_a_hostile_tarball_is_refused_with_a_reason(
+    tmp_path: Path, workshop_env: dict[str, str], state_dir: Path
+) -> None:
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        data = b"owned\n"
+        info = tarfile.TarInfo("../../etc/owned")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    image = state_dir / "images" / "rootfs.tar"
+    before = image.resolve().read_bytes()
+    done = run_workshop(["rootfs", "--from", str(evil)], workshop_env)
+    assert done.returncode == 1
+    assert "../../etc/owned" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert image.resolve().read_bytes() == before
+    assert not Path("/etc/owned").exists()
+
+
+def test_doctor_says_what_is_missing_and_how_to_fix_it(workshop_env: dict[str, str]) -> None:
+    done = run_workshop(["doctor"], workshop_env)
+    assert "unshare" in done.stdout and "pstree" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr

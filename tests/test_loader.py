@@ -1,0 +1,176 @@
+"""Lesson files: valid ones load into the model; broken ones give `file:line: what is wrong`, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from workshop import loader
+
+GOOD = """\
+---
+id: hostname
+title: Your own hostname
+order: 15
+requires: [root, unshare]
+consoles: [host, container]
+vars:
+  newname: box-{{session}}
+---
+
+# Your own hostname
+
+Intro.
+
+## A new UTS namespace
+
+Prose with {{pid.container}}.
+
+```run container timeout=5
+unshare --uts /bin/sh
+hostname {{newname}}
+```
+
+```expect container
+^box-
+```
+
+```check
+# the container shell has its own UTS namespace
+not in_host_ns {{pid.container}} uts
+```
+
+```hint
+Type unshare first.
+```
+
+```python
+print("shown, never run")
+```
+
+## Back on the host
+
+```run host rc=any
+hostname
+```
+
+```creates
+mount {{rootfs}}/proc
+```
+
+```check
+# the host kept its name
+[ "$(hostname)" != "{{newname}}" ]
+```
+
+# Recap
+
+Done.
+"""
+
+
+def load(tmp_path: Path, text: str) -> loader.Lesson:
+    path = tmp_path / "lesson.md"
+    path.write_text(text)
+    return loader.load_lesson(path)
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(loader.LessonError) as info:
+        load(tmp_path, text)
+    return [str(p) for p in info.value.problems]
+
+
+def test_a_valid_lesson_becomes_the_model(tmp_path: Path) -> None:
+    lesson = load(tmp_path, GOOD)
+    assert (lesson.id, lesson.order, lesson.requires) == ("hostname", 15, ("root", "unshare"))
+    assert lesson.consoles == ("host", "container")
+    assert lesson.variables == {"newname": "box-{{session}}"}
+    assert lesson.summary == "Intro." and lesson.outro == "Done."
+    first, second = lesson.steps
+    assert first.title == "A new UTS namespace"
+    assert first.runs[0].console == "container" and first.runs[0].timeout == 5
+    assert first.runs[0].lines == ("unshare --uts /bin/sh", "hostname {{newname}}")
+    assert first.checks[0].description == "the container shell has its own UTS namespace"
+    assert first.hints == ("Type unshare first.",)
+    assert first.examples == ('print("shown, never run")',)
+    assert first.expects[0].pattern == "^box-"
+    assert second.runs[0].rc is None
+    assert second.creates[0].kind == "mount" and second.creates[0].target == "{{rootfs}}/proc"
+
+
+def test_continuation_lines_join_and_comments_are_not_typed(tmp_path: Path) -> None:
+    text = GOOD.replace("hostname {{newname}}\n", "# a comment\nhostname \\\n  {{newname}}\n", 1)
+    assert load(tmp_path, text).steps[0].runs[0].lines == ("unshare --uts /bin/sh", "hostname    {{newname}}")
+
+
+BROKEN = [
+    # (what is changed, into what, the line the error must point at, words the message must contain)
+    ("id: hostname", "id: Hostname!", 2, "lowercase"),
+    ("title: Your own hostname\n", "", 1, "'title"),
+    ("order: 15", "order: soon", 4, "whole number"),
+    ("requires: [root, unshare]", "requires: [root, unshare, overlai]", 5, "did you mean 'overlay'"),
+    ("consoles: [host, container]", "consoles: [container, host]", 6, "first console is always 'host'"),
+    ("  newname: box-{{session}}", "  newname: box-{{sesion}}", 8, "unknown variable {{sesion}}"),
+    ("```run container timeout=5", "```run kontainer", 19, "unknown console 'kontainer'"),
+    ("```run container timeout=5", "```run container timeout=forever", 19, "timeout must be seconds"),
+    ("```run container timeout=5", "```run container retries=3", 19, "unknown option 'retries'"),
+    ("```run container timeout=5", "```run", 19, "say which console"),
+    ("```check\n# the container", "```chek\n# the container", 28, "did you mean 'check'"),
+    ("not in_host_ns {{pid.container}} uts", "! in_host_ns {{pid.container}} uts", 30, "write `not CMD`"),
+    ("not in_host_ns {{pid.container}} uts", "in_host_ns 1 uts && true", 30, "one assertion per line"),
+    ("# the container shell has its own UTS namespace\n", "", 28, "start a check with a '# comment'"),
+    ("hostname {{newname}}", "hostname {{pid.nosuch}}", 21, "unknown variable {{pid.nosuch}}"),
+    ("^box-", "(unclosed", 25, "regular expressions"),
+    ("mount {{rootfs}}/proc", "socket /tmp/x", 48, "creates lines are 'KIND TARGET'"),
+    ("## Back on the host", "## A new UTS namespace", 41, "used twice"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "line", "words"), BROKEN)
+def test_a_broken_lesson_says_file_line_and_what(tmp_path: Path, old: str, new: str, line: int, words: str) -> None:
+    assert old in GOOD
+    found = problems(tmp_path, GOOD.replace(old, new, 1))
+    assert any(p.startswith(f"{tmp_path / 'lesson.md'}:{line}: ") and words in p for p in found), found
+
+
+def test_a_step_without_a_check_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace('```check\n# the host kept its name\n[ "$(hostname)" != "{{newname}}" ]\n```\n', "")
+    assert any("has no check" in p for p in problems(tmp_path, text))
+
+
+def test_unclosed_fence_and_missing_front_matter(tmp_path: Path) -> None:
+    assert any("never closed" in p for p in problems(tmp_path, GOOD.replace("Done.\n", "Done.\n```run host\nls\n")))
+    assert any(":1: a lesson starts with front matter" in p for p in problems(tmp_path, "# no front matter\n"))
+    assert any("not closed" in p for p in problems(tmp_path, "---\nid: x\ntitle: y\n"))
+
+
+def test_unreadable_and_binary_files_are_problems_not_crashes(tmp_path: Path) -> None:
+    path = tmp_path / "lesson.md"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(loader.LessonError) as info:
+        loader.load_lesson(path)
+    assert "cannot read the lesson file" in str(info.value)
+    with pytest.raises(loader.LessonError):
+        loader.load_lesson(tmp_path / "missing.md")
+
+
+def test_duplicate_ids_across_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(GOOD)
+    (tmp_path / "b.md").write_text(GOOD)
+    with pytest.raises(loader.LessonError) as info:
+        loader.load_all(loader.lesson_files(tmp_path))
+    assert "already used" in str(info.value)
+
+
+def test_the_shipped_curriculum_is_valid_and_in_order() -> None:
+    lessons = loader.load_all(loader.lesson_files(REPO / "lessons"))
+    ids = [lesson.id for lesson in lessons]
+    assert ids[:3] == ["process", "chroot", "unshare-pid"]
+    for lesson in lessons:
+        assert all(step.checks for step in lesson.steps), lesson.id
+        for step in lesson.steps:
+            for run in step.runs:
+                assert run.console in lesson.consoles
