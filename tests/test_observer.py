@@ -16,27 +16,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from tests.ns_inodes import HOST_NS, NEW_MNT, NEW_PID
 from workshop import observer, views
 from workshop.observer import NS_TYPES, NsChange, NsEvent, Snapshot, diff, foreground_pid, snapshot
 from workshop.theme import THEME
 
 FIXTURES = Path(__file__).parent / "fixtures" / "proc"
 
-# The namespaces of the tool's own process (captured on the Debian 12 test machine).
-HOST_NS: dict[str, int] = {
-    "cgroup": 4026531835,
-    "ipc": 4026531839,
-    "mnt": 4026531832,
-    "net": 4026531833,
-    "pid": 4026531836,
-    "pid_for_children": 4026531836,
-    "time": 4026531834,
-    "time_for_children": 4026531834,
-    "user": 4026531837,
-    "uts": 4026531838,
-}
-NEW_MNT = 4026532401
-NEW_PID = 4026532402
 TOOL = 100  # the tool's own process: the reference for "host"
 
 

@@ -7,24 +7,11 @@ from collections.abc import Iterable, Mapping
 
 from rich.console import Console, RenderableType
 
+from tests.ns_inodes import HOST_NS, NEW_MNT, NEW_PID
 from workshop import views
 from workshop.observer import NS_TYPES, Diff, Proc, Snapshot, diff
 from workshop.theme import THEME  # the views use only the theme's style names
 
-HOST_NS: dict[str, int | None] = {
-    "cgroup": 4026531835,
-    "ipc": 4026531839,
-    "mnt": 4026531832,
-    "net": 4026531833,
-    "pid": 4026531836,
-    "pid_for_children": 4026531836,
-    "time": 4026531834,
-    "time_for_children": 4026531834,
-    "user": 4026531837,
-    "uts": 4026531838,
-}
-NEW_MNT = 4026532401
-NEW_PID = 4026532402
 IN_CONTAINER = {"mnt": NEW_MNT, "pid": NEW_PID, "pid_for_children": NEW_PID}
 
 
