@@ -156,7 +156,7 @@ def test_comm_with_spaces_and_parentheses_is_split_at_the_last_paren(tmp_path: P
     make_proc(tmp_path, {**base_host(), 4300: Spec("(sd-pam) x)", TOOL, cmdline="")})
 
     stat = observer.read_stat(tmp_path, 4300)
-    assert stat == observer.Stat(comm="(sd-pam) x)", ppid=TOOL, tpgid=-1, starttime=1000)
+    assert stat == observer.Stat(comm="(sd-pam) x)", state="S", ppid=TOOL, tpgid=-1, starttime=1000)
     proc = snap(tmp_path, {"odd": 4300}).procs[4300]
     assert proc.comm == "(sd-pam) x)"
     assert proc.cmdline == ""  # the view falls back to [comm]
@@ -166,7 +166,7 @@ def test_a_comm_that_is_not_utf8_is_shown_with_a_replacement_character(tmp_path:
     (tmp_path / "4300").mkdir()
     (tmp_path / "4300" / "stat").write_bytes(stat_line(4300, Spec("x", TOOL)).encode().replace(b"(x)", b"(\xff)"))
 
-    assert observer.read_stat(tmp_path, 4300) == observer.Stat("\ufffd", TOOL, -1, 1000)
+    assert observer.read_stat(tmp_path, 4300) == observer.Stat("\ufffd", "S", TOOL, -1, 1000)
 
 
 def test_the_container_scenario_renders_as_pstree_and_namespace_table(tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ def test_real_files_captured_from_a_pid_namespace_parse(tmp_path: Path) -> None:
     assert (sleep.comm, sleep.ppid, sleep.cmdline, sleep.nspid) == ("sleep", 4974, "sleep 30", (4975, 1))
     assert sleep.starttime == 182077 and sleep.tpgid == -1
     assert s.procs[4974].cmdline == "unshare -p -f --mount-proc sleep 30"
-    assert observer.read_stat(tmp_path, 2) == observer.Stat("kthreadd", 0, -1, 24)
+    assert observer.read_stat(tmp_path, 2) == observer.Stat("kthreadd", "S", 0, -1, 24)
 
 
 # --- unreadable and racing ---

@@ -86,6 +86,8 @@ class Stat(NamedTuple):
     """The fields of `/proc/PID/stat` the observer needs."""
 
     comm: str
+    state: str
+    """R, S, D, Z (zombie: dead, not yet reaped), …"""
     ppid: int
     tpgid: int
     starttime: int
@@ -143,6 +145,7 @@ def parse_stat(raw: bytes) -> Stat:
     fields = raw[close_paren + 1 :].split(None, 20)
     return Stat(
         comm=raw[open_paren + 1 : close_paren].decode(errors="replace"),
+        state=fields[0].decode(errors="replace"),
         ppid=int(fields[1]),
         tpgid=int(fields[5]),
         starttime=int(fields[19]),

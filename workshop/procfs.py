@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from workshop import observer
+from workshop.observer import Stat
 
 _GONE = (
     FileNotFoundError,
@@ -18,32 +20,8 @@ _GONE = (
 )
 
 
-@dataclass(frozen=True)
-class Stat:
-    pid: int
-    comm: str
-    state: str
-    ppid: int
-    tpgid: int
-    """Foreground process group of the process's controlling terminal (-1 without one)."""
-    starttime: int
-    """Clock ticks after boot; tells a reused PID from the process it once was."""
-
-
-def parse_stat(pid: int, text: str) -> Stat:
-    # comm is in parentheses and may itself contain spaces and ')': split at the last one
-    head, _, tail = text.rpartition(")")
-    comm = head.partition("(")[2]
-    f = tail.split()
-    return Stat(pid, comm, f[0], int(f[1]), int(f[5]), int(f[19]))
-
-
 def read_stat(proc_root: Path, pid: int) -> Stat | None:
-    try:
-        with open(proc_root / str(pid) / "stat") as fh:
-            return parse_stat(pid, fh.read())
-    except _GONE:
-        return None
+    return observer.read_stat(proc_root, pid)
 
 
 def pids(proc_root: Path) -> list[int]:
