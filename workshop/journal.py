@@ -24,7 +24,21 @@ from typing import Any
 
 from workshop import procfs
 
-KINDS = ("hostname", "session-procs", "process", "mounts-under", "mount", "path", "netns", "link", "cgroup")
+KINDS = (
+    "hostname",
+    "session-procs",
+    "process",
+    "mounts-under",
+    "mount",
+    "path",
+    "dir",
+    "netns",
+    "link",
+    "cgroup",
+    "cgroup-parent",
+    "subtree-control",
+    "lease",
+)
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,47 @@ def _undo_hostname(entry: Entry, session: str) -> str:
     return "restored"
 
 
+def _undo_dir(entry: Entry, session: str) -> str:
+    """A directory the host did not have before (`/run/netns`): removed only while empty, so a directory that
+    something else started using meanwhile stays."""
+    try:
+        os.rmdir(entry.target)
+    except FileNotFoundError:
+        return "already gone"
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EBUSY):
+            return "kept: something else uses it now"
+        raise
+    return "removed"
+
+
+def _undo_cgroup_parent(entry: Entry, session: str) -> str:
+    """The tool's parent cgroup is shared by concurrent sessions: never kill in it, remove it only when empty."""
+    try:
+        os.rmdir(entry.target)
+    except FileNotFoundError:
+        return "already gone"
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EBUSY):
+            return "kept: another session still uses it"
+        raise
+    return "removed"
+
+
+def _undo_subtree_control(entry: Entry, session: str) -> str:
+    from workshop import cgroups
+
+    try:
+        cgroups.disable_pids(Path(entry.target))
+    except cgroups.ControllerInUse:
+        return "kept: another session's cgroup still uses the pids controller"
+    return "removed"
+
+
+def _undo_lease(entry: Entry, session: str) -> str:
+    return "released"
+
+
 def _undo_netns(entry: Entry, session: str) -> str:
     path = Path("/run/netns") / entry.target
     if not path.exists() and not path.is_symlink():
@@ -289,6 +344,10 @@ _UNDO = {
     "mounts-under": _undo_mounts_under,
     "mount": _undo_mount,
     "path": _undo_path,
+    "dir": _undo_dir,
+    "cgroup-parent": _undo_cgroup_parent,
+    "subtree-control": _undo_subtree_control,
+    "lease": _undo_lease,
     "netns": _undo_netns,
     "link": _undo_link,
     "cgroup": _undo_cgroup,

@@ -30,7 +30,8 @@ from workshop import variables
 from workshop.model import HOST, Check, Creates, Expect, Lesson, Run, Step, Where
 
 ROLES = ("run", "check", "hint", "expect", "creates")
-CREATES_KINDS = ("mount", "path", "netns", "link", "cgroup")
+CREATES_KINDS = ("mount", "path", "dir", "netns", "link", "cgroup")
+VIEWS = ("mounts", "cgroups", "links")
 REQUIREMENTS = (
     "root",
     "rootfs",
@@ -387,8 +388,10 @@ def parse_lesson(path: Path, text: str) -> Lesson:
         return (1, "")
 
     for key, (n, _) in meta.items():
-        if key not in ("id", "title", "order", "requires", "consoles"):
-            p.problem(n, f"unknown front matter key {key!r} (known: id, title, order, requires, consoles, vars)")
+        if key not in ("id", "title", "order", "requires", "consoles", "observe"):
+            p.problem(
+                n, f"unknown front matter key {key!r} (known: id, title, order, requires, consoles, observe, vars)"
+            )
     id_line, lesson_id = field_("id")
     if lesson_id and not ID_RE.match(lesson_id):
         p.problem(id_line, f"id {lesson_id!r} must be lowercase letters, digits and '-', starting with a letter")
@@ -416,6 +419,12 @@ def parse_lesson(path: Path, text: str) -> Lesson:
         p.problem(con_line, "the first console is always 'host'")
     if len(set(consoles)) != len(consoles):
         p.problem(con_line, "a console is listed twice")
+
+    obs_line, obs_text = field_("observe", required=False)
+    observe = tuple(_list_value(obs_text))
+    for view in observe:
+        if view not in VIEWS:
+            p.problem(obs_line, f"unknown view {view!r} (known: {', '.join(VIEWS)})")
 
     intro, sections, outro = p.sections(body_start)
     builder = _LessonBuilder(p, consoles)
@@ -449,6 +458,7 @@ def parse_lesson(path: Path, text: str) -> Lesson:
         order=order,
         requires=requires,
         consoles=consoles,
+        observe=observe,
         outro=_prose(outro.prose) if outro else "",
         variables=var_values,
     )

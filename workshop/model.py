@@ -62,7 +62,8 @@ class Expect:
 class Creates:
     """A resource a step is about to create, journaled before the step runs so it is undone whatever happens.
 
-    `kind` is one of `mount`, `path`, `netns`, `link`, `cgroup`; `target` is a path or name after substitution.
+    `kind` is one of `mount`, `path`, `dir`, `netns`, `link`, `cgroup`; `target` is a path or name (a template).
+    `dir` is a directory the host may already have (`/run/netns`): it is undone only if the tool created it.
     """
 
     kind: str
@@ -101,6 +102,8 @@ class Lesson:
     """Words from `doctor.REQUIREMENTS` (root, rootfs, unshare, overlay, cgroup-pids, …)."""
     consoles: tuple[str, ...] = (HOST,)
     """Consoles the lesson opens, in display order; `host` is always first."""
+    observe: tuple[str, ...] = ()
+    """Extra views after each step, beyond pstree and namespaces: `mounts`, `cgroups`, `links`."""
     outro: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     """Lesson-defined variables (front matter `vars`), themselves templates over the engine's variables."""

@@ -9,7 +9,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from workshop import checks, variables
+from workshop import cgroups, checks, variables
 from workshop.consoles import Console, LineResult
 from workshop.events import CheckDone, LineFinished, LineTyped, Notice, OutputLine, StepFinished, StepStarted
 from workshop.session import LessonSession
@@ -48,12 +48,11 @@ def run_step(session: LessonSession, index: int) -> StepOutcome:
     _show_pending(session)
     session.sink(StepStarted(lesson, index, step, session.substitute(step.prose)))
     session.remember_before()
-    assert session.journal is not None
     ok = True
     interrupted = False
     try:
         for created in step.creates:
-            session.journal.record(created.kind, session.substitute(created.target))
+            session.record_created(created.kind, session.substitute(created.target))
         outputs: dict[str, list[str]] = {}
         for block in step.runs:
             console = session.consoles[block.console]
@@ -87,6 +86,9 @@ def run_step(session: LessonSession, index: int) -> StepOutcome:
     except variables.UnknownVariable as e:
         ok = False
         session.sink(Notice(f"the lesson uses {e}, which has no value right now", "error"))
+    except (cgroups.CgroupError, OSError, RuntimeError) as e:
+        ok = False
+        session.sink(Notice(f"could not prepare this step: {e}", "error"))
     session.observe()
     if ok:
         session.passed.add(index)

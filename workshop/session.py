@@ -12,7 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
-from workshop import observer, variables
+from workshop import cgroups, observer, primitives, variables
 from workshop.consoles import Console
 from workshop.environment import Environment
 from workshop.events import CleanedUp, LessonStarted, Observed, Sink
@@ -42,6 +42,8 @@ class LessonSession:
         self.active = lesson.consoles[-1]
         """The console free-typed lines go to: the one the last step used."""
         self._before: dict[str, str] = {}
+        self._net: str | None = None
+        self._cgroup: tuple[cgroups.CgroupLayout, cgroups.CgroupPlan] | None = None
 
     # -- life cycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,6 +96,18 @@ class LessonSession:
         }
         if name in static:
             return static[name]
+        if name in ("cgroup", "cgroup_version", "cgroup_layout"):
+            layout, plan = self.cgroup_plan()
+            return {
+                "cgroup": str(plan.path),
+                "cgroup_version": "v2" if layout.pids_on_v2 else "v1",
+                "cgroup_layout": layout.detail,
+            }[name]
+        if name == "net":
+            if self._net is None:
+                assert self.journal is not None
+                self._net = primitives.lease_subnet(self.journal, self.env.journal_dir)
+            return self._net
         if name in self.lesson.variables:
             return variables.substitute(self.lesson.variables[name], self.value)
         frozen = self._before.get(name.removeprefix("before.pid.")) if name.startswith("before.pid.") else None
@@ -106,6 +120,27 @@ class LessonSession:
         if console is not None and prefix == "shell":
             return str(console.pid)
         raise variables.UnknownVariable(name)
+
+    def cgroup_plan(self) -> tuple[cgroups.CgroupLayout, cgroups.CgroupPlan]:
+        """Where this session's pids cgroup goes on this machine (v1 or v2); computed once, creates nothing."""
+        if self._cgroup is None:
+            layout = cgroups.current_layout(self.env)
+            self._cgroup = (layout, cgroups.plan_pids_cgroup(layout, f"ws{self.id}", self.env.proc_root))
+        return self._cgroup
+
+    def record_created(self, kind: str, target: str) -> None:
+        """Journals a resource a step is about to create (its `creates` block), preparing what it needs first."""
+        assert self.journal is not None
+        if kind == "dir":
+            if not Path(target).exists():  # the host's own directory is never ours to remove
+                self.journal.record("dir", target)
+            return
+        if kind == "cgroup":
+            layout, plan = self.cgroup_plan()
+            primitives.prepare_cgroup_parent(self.journal, layout, plan)
+            self.journal.record("cgroup", target, version="v2" if layout.pids_on_v2 else "v1")
+            return
+        self.journal.record(kind, target)
 
     def substitute(self, text: str) -> str:
         return variables.substitute(text, self.value)

@@ -19,6 +19,10 @@ STATIC = {
     "image": "the container image tarball built by `workshop rootfs`",
     "lessondir": "the folder of the lesson file (helper scripts live there)",
     "python": "the Python interpreter running workshop",
+    "cgroup": "this session's pids cgroup, on cgroup v1 or v2 (its parent is prepared when a step `creates cgroup`)",
+    "cgroup_version": "v1 or v2: where {{cgroup}} lives",
+    "cgroup_layout": "one sentence on this machine's cgroup layout (v1, hybrid or v2)",
+    "net": "the first three numbers of a private /24 no route on this host uses, leased to this session: {{net}}.1",
 }
 DYNAMIC_PREFIXES = {
     "pid": "the process the learner talks to in that console (its foreground shell), e.g. {{pid.container}}",

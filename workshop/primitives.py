@@ -1,0 +1,76 @@
+"""What a shell line in a lesson cannot do well: prepare a cgroup parent on v1 or v2, lease a free subnet.
+
+Each function journals what it is about to create before creating it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+from pathlib import Path
+
+from workshop import cgroups, processes
+from workshop.journal import Journal, journals
+
+SUBNET_POOL = ipaddress.IPv4Network("10.200.0.0/13")
+"""Where lesson subnets come from (10.200.0.0 – 10.207.255.255); each session leases one free /24."""
+
+
+def session_cgroup(env_proc_root: Path, layout: cgroups.CgroupLayout, name: str) -> cgroups.CgroupPlan:
+    return cgroups.plan_pids_cgroup(layout, name, env_proc_root)
+
+
+def prepare_cgroup_parent(journal: Journal, layout: cgroups.CgroupLayout, plan: cgroups.CgroupPlan) -> None:
+    """Makes the tool's parent cgroup and switches the pids controller on where v2 needs it, journaling each
+    change first, so a lesson's plain `mkdir {{cgroup}}` works on v1 and v2 alike."""
+    parent = plan.path.parent
+    version = "v2" if layout.pids_on_v2 else "v1"
+    if not parent.exists():
+        journal.record("cgroup-parent", str(parent), version=version)
+        with contextlib.suppress(FileExistsError):  # another session may make it at the same moment
+            parent.mkdir()
+    for control in plan.enable_pids_in:
+        journal.record("subtree-control", str(control))
+        cgroups.enable_pids(control)
+
+
+def _network(text: str) -> ipaddress.IPv4Network | None:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+    return net if isinstance(net, ipaddress.IPv4Network) else None
+
+
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network the host routes or has an address in, so a lesson subnet never shadows one."""
+    texts: list[str] = []
+    for argv in (["ip", "-j", "-4", "route", "show", "table", "all"], ["ip", "-j", "-4", "addr"]):
+        done = processes.run(argv, timeout=5)
+        try:
+            items = json.loads(done.stdout) if done.ok and done.stdout.strip() else []
+        except ValueError:
+            items = []
+        for item in items:
+            if item.get("dst", "default") != "default":
+                texts.append(item["dst"])
+            texts += [f"{a.get('local')}/{a.get('prefixlen')}" for a in item.get("addr_info", [])]
+    return [net for net in map(_network, texts) if net is not None]
+
+
+def lease_subnet(journal: Journal, journal_dir: Path) -> str:
+    """A free /24 from SUBNET_POOL, as "10.x.y"; journaled as a lease so concurrent sessions never share one."""
+    used = _used_networks()
+    leased = {e.target for j in journals(journal_dir) for e in j.entries if e.kind == "lease"}
+    subnets: list[ipaddress.IPv4Network] = list(SUBNET_POOL.subnets(new_prefix=24))
+    start = int(hashlib.sha256(journal.session.encode()).hexdigest(), 16) % len(subnets)
+    for k in range(len(subnets)):
+        net = subnets[(start + k) % len(subnets)]
+        prefix = str(net.network_address).rsplit(".", 1)[0]
+        if prefix in leased or any(net.overlaps(u) for u in used):
+            continue
+        journal.record("lease", prefix)
+        return prefix
+    raise RuntimeError(f"no free /24 left in {SUBNET_POOL} on this host")
