@@ -26,25 +26,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop import variables
+from workshop import doctor, variables
 from workshop.model import HOST, Check, Creates, Expect, Lesson, Run, Step, Where
 
 ROLES = ("run", "check", "hint", "expect", "creates")
 CREATES_KINDS = ("mount", "path", "dir", "netns", "link", "cgroup")
 VIEWS = ("mounts", "cgroups", "links")
-REQUIREMENTS = (
-    "root",
-    "rootfs",
-    "unshare",
-    "nsenter",
-    "pstree",
-    "python",
-    "overlay",
-    "cgroup-pids",
-    "veth",
-    "netns",
-    "userns",
-)
+REQUIREMENTS = tuple(doctor.REQUIREMENTS)
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 CONSOLE_RE = re.compile(r"^[a-z][a-z0-9]*$")
 FENCE_RE = re.compile(r"^(```+|~~~+)\s*(.*)$")
