@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -73,7 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _exit_on_sigterm() -> None:
     """SIGTERM and SIGHUP unwind the stack like Ctrl-C does, so every `finally` undoes what it created."""
 
+    owner = os.getpid()
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            # a forked helper (pyroute2 forks to enter a netns) must not unwind the lesson it inherited a copy of
+            os._exit(128 + signum)
         raise SystemExit(128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
