@@ -55,6 +55,18 @@ SABOTAGE = [
         "unshare -f --mount-proc={{rootfs}}/proc chroot",
         "the container shell is PID 1 of a new PID namespace",
     ),
+    (
+        "overlay",
+        "upperdir={{upper2}},workdir={{work2}}",
+        "upperdir={{upper1}},workdir={{work1}}",
+        "two overlay mounts: same image below, a different upper dir on top of each",
+    ),
+    (
+        "nsenter",
+        "nsenter --target {{pid.container}} --pid --mount --uts --net --root --wd /bin/sh",
+        "nsenter --target {{pid.container}} --mount --uts --net --root --wd /bin/sh",
+        "the visitor shell shares every namespace the container has of its own",
+    ),
 ]
 
 
