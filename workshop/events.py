@@ -7,6 +7,7 @@ from typing import Protocol
 
 from workshop.checks import CheckResult
 from workshop.consoles import LineResult
+from workshop.extras import ExtrasDiff
 from workshop.model import Lesson, Step
 from workshop.observer import Diff, Snapshot
 
@@ -57,6 +58,8 @@ class CheckDone:
 class Observed:
     snapshot: Snapshot
     diff: Diff
+    extras: ExtrasDiff | None = None
+    """The views the lesson's front matter asks for (`observe:`); None when it asks for none."""
 
 
 @dataclass(frozen=True)

@@ -127,10 +127,13 @@ class Renderer:
             self.out.print(Text(f"      {line}", style="muted"))
 
     def observation(self, e: ev.Observed) -> None:
-        from workshop import views
+        from workshop import extra_views, views
 
         self.out.print(views.pstree_view(e.snapshot, e.diff))
         self.out.print(views.namespace_view(e.snapshot, e.diff))
+        if e.extras is not None:
+            for view in extra_views.extra_views(e.extras):
+                self.out.print(view)
 
     def step_finished(self, e: ev.StepFinished) -> None:
         if e.passed:

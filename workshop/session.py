@@ -12,7 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
-from workshop import cgroups, observer, primitives, variables
+from workshop import cgroups, extras, observer, primitives, variables
 from workshop.consoles import Console
 from workshop.environment import Environment
 from workshop.events import CleanedUp, LessonStarted, Observed, Sink
@@ -39,6 +39,8 @@ class LessonSession:
         self.last_run: int | None = None
         """Index of the step run most recently (what `again` re-runs)."""
         self.last: observer.Snapshot | None = None
+        self.last_extras: extras.ExtrasSnapshot | None = None
+        """The lesson's extra views as last shown (what the next ones are compared with)."""
         self.active = lesson.consoles[-1]
         """The console free-typed lines go to: the one the last step used."""
         self._before: dict[str, str] = {}
@@ -156,8 +158,33 @@ class LessonSession:
         d = observer.diff(self.last, snap)
         self.last = snap
         if emit:
-            self.sink(Observed(snap, d))
+            self.sink(Observed(snap, d, self._observe_extras(snap)))
         return d
+
+    def _observe_extras(self, snap: observer.Snapshot) -> extras.ExtrasDiff | None:
+        """The views the lesson's front matter asks for, against the last ones shown (`tree` and `ns` skip them)."""
+        if not self.lesson.observe:
+            return None
+        now = extras.read_extras(
+            self.lesson.observe,
+            snap,
+            self.env.proc_root,
+            reference_pid=os.getpid(),
+            cgroup_place=self._cgroup_place,
+        )
+        changes = extras.diff_extras(self.last_extras, now)
+        self.last_extras = now
+        return changes
+
+    def _cgroup_place(self) -> extras.CgroupPlace:
+        try:
+            layout, plan = self.cgroup_plan()
+        except (cgroups.CgroupError, OSError) as e:
+            return extras.CgroupPlace(None, error=str(e))
+        parent = plan.path.parent
+        if parent.is_relative_to("/sys"):  # read through the environment's /sys, like `cgroups.current_layout`
+            parent = self.env.sys_root / parent.relative_to("/sys")
+        return extras.CgroupPlace(parent, layout.pids_on_v2)
 
     def work_path(self, *parts: str) -> Path:
         return self.workdir.joinpath(*parts)
