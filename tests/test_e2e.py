@@ -1,0 +1,402 @@
+"""End to end, as a learner: pexpect spawns the real `workshop` on a pty, types, and reads the screen.
+
+Like pgcli's tests: LINES, COLUMNS and PROMPT_TOOLKIT_NO_CPR=1 are set, prompts are matched exactly, a timeout
+fails with the ANSI-stripped end of the screen, and teardown is always Ctrl-C, Ctrl-D, then SIGKILL. TERM=dumb
+makes prompt_toolkit print its prompt as plain text, so it can be matched byte for byte. Every test checks that
+the host is exactly as before (`host_unchanged`), also after `kill -9`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import REPO, require_tool, run_workshop
+from tests.hygiene import HostState
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
+
+PROMPT = "workshop ❯ "
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
+UNSHARE_STEPS = 8
+
+
+def lesson_prompt(lesson: str, step: int, total: int, console: str) -> str:
+    """The prompt while a lesson runs: lesson id, the step Enter runs next, and the active console."""
+    return f"{lesson} {step}/{total} {console}# "
+
+
+def plain(text: str) -> str:
+    return ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+class Learner:
+    """One `workshop` on a pty, driven like a person would: type a line, wait for what the screen shows."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.log = io.StringIO()
+        self.child = pexpect.spawn(
+            sys.executable, ["-m", "workshop"], cwd=str(REPO), env={**env, "TERM": "dumb"}, encoding="utf-8",
+            codec_errors="replace", dimensions=(40, 120), timeout=30,
+        )  # fmt: skip
+        self.child.logfile_read = self.log
+
+    @property
+    def pid(self) -> int:
+        return int(self.child.pid)
+
+    def screen(self, tail: int = 4000) -> str:
+        return plain(self.log.getvalue())[-tail:]
+
+    def _fail(self, what: str, error: Exception) -> None:
+        why = "the program ended" if isinstance(error, pexpect.EOF) else "timed out"
+        pytest.fail(f"{why} waiting for {what}; the screen ended with:\n{self.screen()}", pytrace=False)
+
+    def wait_for(self, text: str, timeout: float | None = None) -> str:
+        """Waits until `text` appears; returns what came before it (ANSI-stripped)."""
+        try:
+            self.child.expect_exact(text, timeout=timeout if timeout is not None else -1)
+        except (pexpect.TIMEOUT, pexpect.EOF) as e:
+            self._fail(repr(text), e)
+        return plain(self.child.before)
+
+    def type(self, line: str) -> None:
+        self.child.sendline(line)
+
+    def wait_exit(self, timeout: float = 30) -> int | None:
+        """Waits for the program to end by itself; returns its exit status (None if a signal killed it)."""
+        try:
+            self.child.expect(pexpect.EOF, timeout=timeout)
+        except pexpect.TIMEOUT as e:
+            self._fail("the program to exit", e)
+        self.child.wait()
+        self.child.close()
+        return self.child.exitstatus  # type: ignore[no-any-return]
+
+    def run_to_pid_1(self) -> None:
+        """`start unshare-pid`, then Enter for step 1 (unpack the image) and step 2 (a shell that is PID 1)."""
+        self.wait_for(PROMPT)
+        self.type("start unshare-pid")
+        self.wait_for(lesson_prompt("unshare-pid", 1, UNSHARE_STEPS, "container"))
+        self.type("")
+        self.wait_for(lesson_prompt("unshare-pid", 2, UNSHARE_STEPS, "host"))
+        self.type("")
+        step2 = self.wait_for(lesson_prompt("unshare-pid", 3, UNSHARE_STEPS, "container"))
+        assert "my PID is 1" in step2
+        assert "step done" in step2, step2[-2000:]
+
+    def teardown(self) -> None:
+        """Ctrl-C, Ctrl-D (the shell cleans up and leaves), then SIGKILL whatever is still there."""
+        if self.child.isalive():
+            with contextlib.suppress(OSError, pexpect.ExceptionPexpect):
+                self.child.sendcontrol("c")
+                time.sleep(0.2)
+                self.child.sendcontrol("d")
+                self.child.expect(pexpect.EOF, timeout=15)
+        with contextlib.suppress(OSError, pexpect.ExceptionPexpect):
+            self.child.terminate(force=True)
+        with contextlib.suppress(OSError, pexpect.ExceptionPexpect):
+            self.child.close(force=True)
+
+
+@pytest.fixture
+def learner(workshop_env: dict[str, str], host_unchanged: HostState) -> Iterator[Callable[[], Learner]]:
+    """Starts `workshop` (as often as a test asks); torn down before `host_unchanged` compares the host."""
+    started: list[Learner] = []
+
+    def start() -> Learner:
+        started.append(Learner(workshop_env))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.teardown()
+
+
+def leftovers(state_dir: Path) -> list[str]:
+    """What a session leaves under the state dir: work dirs and journals."""
+    found = [str(p) for p in (state_dir / "sessions").glob("*")]
+    found += [str(p) for p in (state_dir / "journal").glob("*")]
+    return found
+
+
+def words(text: str) -> str:
+    """Text with every run of whitespace made one space: rich wraps long lines where it likes."""
+    return " ".join(text.split())
+
+
+def session_ids(state_dir: Path) -> set[str]:
+    return {p.name for p in (state_dir / "sessions").glob("*")} | {p.stem for p in (state_dir / "journal").glob("*")}
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    cmd: str
+    foreign_pidns: bool
+
+
+def our_processes(state_dir: Path, ids: set[str]) -> list[Proc]:
+    """Processes of this test's sessions, read from /proc without asking workshop: WORKSHOP_SESSION=<id> in the
+    environment (inherited from the consoles), or a root or working directory below the state dir."""
+    markers = {f"WORKSHOP_SESSION={i}".encode() for i in ids}
+    mine = os.readlink("/proc/self/ns/pid")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+            dirs = [os.readlink(entry / "root"), os.readlink(entry / "cwd")]
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            foreign = os.readlink(entry / "ns/pid") != mine
+        except OSError:
+            continue  # gone meanwhile, or a zombie
+        if markers & environ or any(d.startswith(str(state_dir)) for d in dirs):
+            found.append(Proc(int(entry.name), cmd, foreign))
+    return found
+
+
+def traces(state_dir: Path, ids: set[str], timeout: float = 5) -> list[str]:
+    """Everything this test's sessions left on the host: processes, mounts below the state dir, work dirs and
+    journals. (`host_unchanged` checks the whole host; this names what is ours, so the failure says what leaked.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [f"process {p.pid} {p.cmd}" for p in our_processes(state_dir, ids)]
+        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        found += [f"mount {m}" for m in mounts if m.startswith(str(state_dir))]
+        found += leftovers(state_dir)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def start_daemon(me: Learner) -> None:
+    """In the host console, a process in a session of its own: a hang-up of the console does not stop it, only
+    workshop's cleanup (it carries the session's WORKSHOP_SESSION) does."""
+    me.type("console host")
+    me.wait_for(lesson_prompt("unshare-pid", 3, UNSHARE_STEPS, "host"))
+    me.type("setsid -f sleep 1000 </dev/null >/dev/null 2>&1")
+    me.wait_for(lesson_prompt("unshare-pid", 3, UNSHARE_STEPS, "host"))
+
+
+# -- a lesson, as a learner ------------------------------------------------------------------------------------------
+
+
+def test_container_shell_is_pid_1_and_quit_cleans_up(
+    learner: Callable[[], Learner], state_dir: Path, host_unchanged: HostState
+) -> None:
+    me = learner()
+    me.run_to_pid_1()
+    me.type("echo $$")
+    shown = me.wait_for(lesson_prompt("unshare-pid", 3, UNSHARE_STEPS, "container"))
+    assert re.search(r"│ 1\n", shown), shown
+    ids = session_ids(state_dir)
+    assert len(ids) == 1, "a running lesson has one work dir and one journal"
+    me.type("quit")
+    assert me.wait_exit() == 0
+    assert "Traceback" not in me.screen(100_000)
+    assert traces(state_dir, ids) == []
+
+
+def test_ctrl_c_interrupts_a_long_free_line(learner: Callable[[], Learner], host_unchanged: HostState) -> None:
+    me = learner()
+    me.run_to_pid_1()
+    prompt = lesson_prompt("unshare-pid", 3, UNSHARE_STEPS, "container")
+    me.type("sleep 30")
+    time.sleep(1)
+    t0 = time.monotonic()
+    me.child.sendcontrol("c")
+    back = me.wait_for(prompt, timeout=10)
+    assert time.monotonic() - t0 < 5, "the prompt took too long to come back after Ctrl-C"
+    assert "interrupted" in back
+    # the container is still there and still answers
+    me.type("echo $$")
+    assert re.search(r"│ 1\n", me.wait_for(prompt)), "the container shell did not survive Ctrl-C"
+    me.type("quit")
+    assert me.wait_exit() == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Ctrl-C during the cleanup on quit aborts it (KeyboardInterrupt in Shell.run's finally, inside "
+    "LessonSession.close -> Console.close, before the journal is undone): session processes, work dir and "
+    "journal are left behind, silently (exit 130)",
+)
+def test_ctrl_c_while_quitting_does_not_abort_the_cleanup(
+    learner: Callable[[], Learner], workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
+) -> None:
+    me = learner()
+    me.run_to_pid_1()
+    start_daemon(me)
+    ids = session_ids(state_dir)
+    me.type("quit")
+    # an impatient learner: Ctrl-C again and again until workshop is gone
+    deadline = time.monotonic() + 10
+    while me.child.isalive() and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            me.child.sendcontrol("c")
+        time.sleep(0.02)
+    me.wait_exit()
+    left = traces(state_dir, ids, timeout=2)
+    # whatever happened, the host must be clean for the next test
+    assert run_workshop(["cleanup"], workshop_env, timeout=60).returncode == 0
+    assert left == [], "Ctrl-C during the cleanup on quit left the session behind"
+
+
+SIGTERM_LOST = (
+    "bug: workshop/cli.py _exit_on_sigterm raises SystemExit inside the signal handler; when the signal lands "
+    "while a finalizer or weakref callback runs (garbage collection, e.g. WeakSet._remove), Python prints "
+    "'Exception ignored' and drops the SystemExit, so SIGTERM/SIGHUP is lost and workshop keeps running"
+)
+
+
+def test_sigterm_cleans_up_and_exits(
+    learner: Callable[[], Learner], state_dir: Path, host_unchanged: HostState
+) -> None:
+    me = learner()
+    me.run_to_pid_1()
+    ids = session_ids(state_dir)
+    assert any(p.foreign_pidns for p in our_processes(state_dir, ids)), "no container is running"
+    me.child.kill(signal.SIGTERM)
+    with contextlib.suppress(pexpect.TIMEOUT):
+        me.child.expect(pexpect.EOF, timeout=10)
+    if "Exception ignored" in me.screen() and "SystemExit: 143" in me.screen():
+        # the known bug struck (about 1 run in 5 here): the teardown's Ctrl-D ends workshop and cleans up
+        pytest.xfail(SIGTERM_LOST)
+    status = me.wait_exit(timeout=1)
+    assert status == 128 + signal.SIGTERM, f"exit status {status}, signal {me.child.signalstatus}"
+    assert "Traceback" not in me.screen(100_000)
+    assert traces(state_dir, ids) == []
+
+
+@pytest.mark.xfail(strict=True, reason=SIGTERM_LOST)
+def test_sigterm_is_never_swallowed(host_unchanged: HostState) -> None:
+    """The race above, made certain: SIGTERM arrives while a weakref callback runs, with workshop's own handler."""
+    program = (
+        "import os, signal, time, weakref\n"
+        "from workshop import cli\n"
+        "cli._exit_on_sigterm()\n"
+        "class Garbage: pass\n"
+        "g = Garbage()\n"
+        "ref = weakref.ref(g, lambda _: os.kill(os.getpid(), signal.SIGTERM))\n"
+        "del g\n"
+        "time.sleep(5)\n"
+        "print('still running after SIGTERM')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert "still running" not in done.stdout
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+
+
+# -- kill -9 and recovery --------------------------------------------------------------------------------------------
+
+
+def kill_9_in_the_middle(me: Learner, state_dir: Path) -> set[str]:
+    """Runs unshare-pid to its PID-1 shell, starts a daemon in the host console that no hang-up will stop, then
+    kills workshop with SIGKILL: nothing of workshop gets to clean up. Returns the session's id."""
+    me.run_to_pid_1()
+    start_daemon(me)
+    ids = session_ids(state_dir)
+    assert len(ids) == 1 and len(list((state_dir / "journal").glob("*.jsonl"))) == 1
+    running = our_processes(state_dir, ids)
+    assert any(p.foreign_pidns for p in running), f"no container is running: {running}"
+    assert any(p.cmd == "sleep 1000" for p in running), f"no daemon is running: {running}"
+
+    os.kill(me.pid, signal.SIGKILL)
+    assert me.wait_exit() is None and me.child.signalstatus == signal.SIGKILL
+    time.sleep(0.5)  # let the hang-up reach the consoles; the daemon outlives them
+    assert our_processes(state_dir, ids), "kill -9 left nothing behind, so this test would prove nothing"
+    assert len(list((state_dir / "journal").glob("*.jsonl"))) == 1, "the journal must survive a kill -9"
+    return ids
+
+
+def test_kill_9_then_cleanup_restores_the_host(
+    learner: Callable[[], Learner], workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
+) -> None:
+    ids = kill_9_in_the_middle(learner(), state_dir)
+
+    first = run_workshop(["cleanup"], workshop_env, timeout=60)
+    report = words(first.stdout + first.stderr)
+    assert first.returncode == 0, report
+    assert "Traceback" not in report
+    assert re.search(r"session-procs \S+: removed \(\d+ processes\)", report), report
+    assert re.search(r"path \S+/sessions/\S+: removed", report), report
+    assert "clean" in report
+
+    # right away, as before: no container, no daemon, no mount, no work dir, no journal (and `host_unchanged`
+    # compares the whole host at the end)
+    assert traces(state_dir, ids, timeout=0) == []
+
+    again = run_workshop(["cleanup"], workshop_env, timeout=60)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing left" in again.stdout, again.stdout
+    assert "removed" not in again.stdout
+    assert traces(state_dir, ids, timeout=0) == []
+
+
+def test_next_start_after_kill_9_offers_the_cleanup(
+    learner: Callable[[], Learner], state_dir: Path, host_unchanged: HostState
+) -> None:
+    ids = kill_9_in_the_middle(learner(), state_dir)
+
+    me = learner()
+    offer = me.wait_for("undo them now? [Y/n] ")
+    assert "ended without cleaning up" in offer
+    me.type("y")
+    report = words(me.wait_for(PROMPT))
+    assert re.search(r"session-procs \S+: removed \(\d+ processes\)", report), report
+    assert re.search(r"path \S+: removed", report), report
+    assert traces(state_dir, ids, timeout=0) == []
+    me.type("quit")
+    assert me.wait_exit() == 0
+
+
+# -- the command line ------------------------------------------------------------------------------------------------
+
+
+def test_without_root_it_asks_for_sudo(workshop_env: dict[str, str], host_unchanged: HostState) -> None:
+    require_tool("setpriv")
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    done = subprocess.run([*nobody, sys.executable, "-m", "workshop", "run", "process", "--yes"], env=workshop_env,
+                          cwd=REPO, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "sudo" in said
+    assert "Traceback" not in said
+
+
+def test_list_answers_at_once(workshop_env: dict[str, str], host_unchanged: HostState) -> None:
+    run_workshop(["list"], workshop_env, timeout=30)  # warm up: byte-compile anything changed since the last run
+    t0 = time.monotonic()
+    done = run_workshop(["list"], workshop_env, timeout=30)
+    seconds = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr
+    for lesson_id in ("process", "chroot", "unshare-pid"):
+        assert lesson_id in done.stdout
+    assert seconds < 1.0, f"`workshop list` took {seconds:.2f}s"
+
+
+def test_an_unknown_command_gets_a_suggestion(workshop_env: dict[str, str], host_unchanged: HostState) -> None:
+    typo = run_workshop(["lsit"], workshop_env, timeout=30)
+    assert typo.returncode == 2
+    assert "did you mean `workshop list`?" in words(typo.stdout + typo.stderr)
+
+    nosuch = run_workshop(["nosuch"], workshop_env, timeout=30)
+    said = words(nosuch.stdout + nosuch.stderr)
+    assert nosuch.returncode == 2
+    assert "unknown command 'nosuch'" in said
+    assert "list" in said and "run" in said and "cleanup" in said, said
+    assert "Traceback" not in said
