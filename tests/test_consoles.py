@@ -151,11 +151,6 @@ def test_console_output_never_shows_the_marker(console: Console) -> None:
     assert "bg" in everything  # the drain above did see something: the check is not vacuous
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consoles.py: the marker line is typed into the tty, so a line that reads stdin (cat, read) "
-    "consumes it and shows/stores the `printf '__WS_%s_%d__'` text",
-)
 def test_a_line_that_reads_stdin_does_not_see_the_marker(console: Console) -> None:
     result = console.type("cat", timeout=1)
     assert result.timed_out
@@ -227,11 +222,6 @@ def test_exit_in_the_console_restarts_it_with_a_fresh_shell(console: Console) ->
     assert not fresh.restarted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consoles.py type(): a shell that died between lines is silently restarted; the result has "
-    "restarted=False although the console's state is gone",
-)
 def test_a_shell_killed_between_lines_is_restarted_and_says_so(console: Console) -> None:
     assert console.type("X=5").rc == 0
     old = console.pid

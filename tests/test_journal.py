@@ -267,12 +267,6 @@ def test_path_undo_refuses_to_remove_a_dir_with_a_bind_mount_below(
 
 
 @pytest.mark.root
-@pytest.mark.xfail(
-    strict=True,
-    reason="journal.py _undo_path/_undo_mounts_under/_undo_mount compare the recorded path with mountinfo "
-    "without resolving symlinks: through a symlinked parent the bind mount is missed and rmtree deletes "
-    "the host's files behind it",
-)
 def test_path_undo_through_a_symlinked_parent_still_sees_the_bind_mount(
     tmp_path: Path, work: Path, host_unchanged: HostState
 ) -> None:

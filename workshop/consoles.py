@@ -11,9 +11,14 @@ nested shells inherit it), echo is off (`--noediting` and a `-echo` pty), and TE
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
+import os
+import platform
 import re
 import secrets
+import termios
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +44,31 @@ BASE_ENV = {
 }
 
 Sink = Callable[[str], None]
+SHELLS = frozenset({"bash", "sh", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
+_READ_SYSCALL = {"x86_64": "0", "aarch64": "63", "arm64": "63"}.get(platform.machine())
+
+
+def _reads_done(proc_root: Path, pid: int) -> int | None:
+    """How many read() calls the process has completed (`syscr` in /proc/PID/io); None if unreadable."""
+    try:
+        for line in (proc_root / str(pid) / "io").read_text().splitlines():
+            if line.startswith("syscr:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _blocked_reading_stdin(proc_root: Path, pid: int) -> bool:
+    """Whether the process sleeps in read(0, …), from /proc/PID/syscall; when that cannot be read (no root, an
+    unknown architecture) we cannot tell, and answer yes: the marker is typed at once, as it always could be."""
+    try:
+        fields = (proc_root / str(pid) / "syscall").read_text().split()
+    except OSError:
+        return True
+    if _READ_SYSCALL is None or not fields or fields[0] == "running":
+        return _READ_SYSCALL is None
+    return fields[0] == _READ_SYSCALL and len(fields) > 1 and int(fields[1], 16) == 0
 
 
 def clean(text: str) -> str:
@@ -73,6 +103,8 @@ class Console:
         self.proc_root = proc_root
         self.child: pexpect.spawn | None = None
         self._pending = ""
+        self._typed_to: tuple[int, int | None] | None = None
+        """(foreground shell, its read count) when the last line was typed; see `_shell_waiting`."""
 
     # -- life cycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,15 +154,17 @@ class Console:
 
         KeyboardInterrupt is not caught here: the caller decides (it calls `interrupt()`).
         """
-        if not self.alive:
+        fresh = not self.alive
+        if fresh:  # the shell died since the last line (killed from the host, `exit`): say its state is gone
             self.restart()
         token = secrets.token_hex(4)
         assert self.child is not None
+        focus = self.focus_pid()
+        self._typed_to = (focus, _reads_done(self.proc_root, focus))
         self.child.sendline(line)
-        self._send_marker(token)
         found, output = self._read_until(token, timeout, on_output)
         if found is not None:
-            return LineResult(found, output)
+            return LineResult(found, output, restarted=fresh)
         if not self.alive:
             self.restart()
             return LineResult(None, output, restarted=True)
@@ -158,7 +192,7 @@ class Console:
         if not self.alive:
             return None
         token = secrets.token_hex(4)
-        self._send_marker(token)
+        self._typed_to = None
         rc, _ = self._read_until(token, timeout, None)
         return rc
 
@@ -180,6 +214,39 @@ class Console:
         # a separate line, so a shell started by the previous line is the one that runs it
         self.child.sendline(f"printf '{MARKER.format(token='%s')}%d__\\n' {token} $?")
 
+    def _shell_waiting(self) -> bool:
+        """True once a shell, not a program like `cat` or `read`, is in the foreground, blocked reading the
+        terminal, with nothing left in the terminal's input queue: only then is the marker line typed, so no
+        program that reads its standard input ever swallows it."""
+        pid = self.focus_pid()
+        stat = observer.read_stat(self.proc_root, pid)
+        if stat is None or stat.comm not in SHELLS:
+            return False
+        if self._typed_to is not None:
+            # typed input reaches the terminal asynchronously: until the shell that was in front when the line was
+            # typed has finished a read since, it has not even seen the line
+            typed_pid, reads = self._typed_to
+            if pid == typed_pid and reads is not None and (_reads_done(self.proc_root, pid) or 0) <= reads:
+                return False
+        if self._input_queued():
+            return False
+        return _blocked_reading_stdin(self.proc_root, pid)
+
+    def _input_queued(self) -> int:
+        """Bytes typed into the console that no process has read yet (TIOCINQ on the pty's terminal side)."""
+        try:
+            fd = os.open(self.proc_root / str(self.pid) / "fd" / "0", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return 0
+        try:
+            buf = array.array("i", [0])
+            fcntl.ioctl(fd, termios.FIONREAD, buf, True)
+            return buf[0]
+        except OSError:
+            return 0
+        finally:
+            os.close(fd)
+
     def _read_until(self, token: str, timeout: float, on_output: Sink | None) -> tuple[int | None, str]:
         assert self.child is not None
         pattern = re.compile(re.escape(MARKER.format(token=token)) + r"(\d+)__\n?")
@@ -189,7 +256,11 @@ class Console:
         emitted = 0
         lines: list[str] = []
         deadline = time.monotonic() + timeout
+        marker_sent = False
         while True:
+            if not marker_sent and self._shell_waiting():
+                self._send_marker(token)
+                marker_sent = True
             text = clean(buf)
             m = pattern.search(text)
             upto = m.start() if m else len(text)
@@ -214,7 +285,8 @@ class Console:
                 self._pending = ""
                 return None, "\n".join([*lines, tail] if tail else lines)
             try:
-                buf += self.child.read_nonblocking(65536, timeout=min(0.1, remaining))
+                # poll faster while the marker waits for a shell to come back
+                buf += self.child.read_nonblocking(65536, timeout=min(0.1 if marker_sent else 0.01, remaining))
             except pexpect.TIMEOUT:
                 continue
             except pexpect.EOF:

@@ -220,10 +220,21 @@ def umount(target: str) -> bool:
     raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
+def _real(target: str) -> str:
+    """mountinfo lists resolved paths: a target recorded through a symlink must be resolved to be found there."""
+    return os.path.realpath(target)
+
+
+def _mounted_at_or_below(path: str) -> list[str]:
+    prefix = path.rstrip("/") + "/"
+    return [m for m in procfs.mount_points(Path("/proc")) if m == path or m.startswith(prefix)]
+
+
 def _undo_mount(entry: Entry, session: str) -> str:
+    target = _real(entry.target)
     removed = 0
-    while entry.target in procfs.mount_points(Path("/proc")) and removed < 32:
-        if not umount(entry.target):
+    while target in procfs.mount_points(Path("/proc")) and removed < 32:
+        if not umount(target):
             break
         removed += 1
     return "removed" if removed else "already gone"
@@ -231,10 +242,9 @@ def _undo_mount(entry: Entry, session: str) -> str:
 
 def _undo_mounts_under(entry: Entry, session: str) -> str:
     """Catches mounts a lesson made without declaring them: anything mounted at or below the work dir."""
-    prefix = entry.target.rstrip("/") + "/"
     removed = 0
     for _ in range(64):
-        under = [m for m in procfs.mount_points(Path("/proc")) if m.startswith(prefix) or m == entry.target]
+        under = _mounted_at_or_below(_real(entry.target))
         if not under:
             break
         for target in sorted(under, key=len, reverse=True):
@@ -249,16 +259,30 @@ def _undo_path(entry: Entry, session: str) -> str:
         return f"failed: refusing to remove {path}: not a path the tool creates"
     if not path.exists() and not path.is_symlink():
         return "already gone"
-    # rmtree crosses mount points: with a bind mount left below, it would delete the host's files
-    prefix = str(path).rstrip("/") + "/"
-    still = [m for m in procfs.mount_points(Path("/proc")) if m.startswith(prefix) or m == str(path)]
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return "removed"
+    # rmtree crosses mount points: with a bind mount left below, it would delete the host's files. Two guards:
+    # nothing may be mounted below (resolved, as mountinfo lists it), and no directory may be on another device.
+    still = _mounted_at_or_below(_real(str(path)))
     if still:
         return f"failed: still mounted below it: {', '.join(still)}"
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+    other = _other_filesystem(path)
+    if other is not None:
+        return f"failed: {other} is on another filesystem; not removing across it"
+    shutil.rmtree(path)
     return "removed"
+
+
+def _other_filesystem(top: Path) -> str | None:
+    device = os.lstat(top).st_dev
+    for root, dirs, _files in os.walk(top):  # never follows symlinks
+        for d in dirs:
+            full = os.path.join(root, d)
+            with contextlib.suppress(FileNotFoundError):
+                if os.lstat(full).st_dev != device:
+                    return full
+    return None
 
 
 def _undo_hostname(entry: Entry, session: str) -> str:

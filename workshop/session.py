@@ -133,9 +133,9 @@ class LessonSession:
     def record_created(self, kind: str, target: str) -> None:
         """Journals a resource a step is about to create (its `creates` block), preparing what it needs first."""
         assert self.journal is not None
-        if kind == "dir":
-            if not Path(target).exists():  # the host's own directory is never ours to remove
-                self.journal.record("dir", target)
+        if kind in ("dir", "path"):
+            if not os.path.lexists(target):  # what the host already has is never ours to remove
+                self.journal.record(kind, target)
             return
         if kind == "cgroup":
             layout, plan = self.cgroup_plan()
