@@ -27,6 +27,7 @@ def _netns() -> frozenset[str]:
     names: set[str] = set()
     for d in (Path("/run/netns"), Path("/var/run/netns")):
         if d.is_dir():
+            names.add(f"{d}/")  # the directory itself: the tool creates it when the host had none
             names.update(p.name for p in d.iterdir())
     return frozenset(names)
 
@@ -35,13 +36,14 @@ def _cgroups() -> frozenset[str]:
     found = set()
     if CGROUP_ROOT.is_dir():
         for top in CGROUP_ROOT.iterdir():
+            # this sandbox makes a cgroup for every command it runs (process_api): not ours, not a leak
             # two levels deep is where lessons create theirs (e.g. pids/workshop/<name>)
             for d in [
                 top,
                 *(p for p in top.glob("*") if p.is_dir()),
                 *(p for p in top.glob("*/*") if p.is_dir()),
             ]:
-                if d.is_dir():
+                if d.is_dir() and "process_api" not in d.parts:
                     found.add(str(d))
     return frozenset(found)
 

@@ -67,6 +67,18 @@ SABOTAGE = [
         "nsenter --target {{pid.container}} --mount --uts --net --root --wd /bin/sh",
         "the visitor shell shares every namespace the container has of its own",
     ),
+    (
+        "cgroup-pids",
+        "echo 5 > {{cgroup}}/pids.max",
+        "cat {{cgroup}}/pids.max",
+        "the lesson's cgroup exists, admits at most 5 processes, and holds none yet",
+    ),
+    (
+        "veth",
+        "ip link set {{name}}b up",
+        "ip link show {{name}}b",
+        "the cable works: each end is up with its address, and a ping answers both ways",
+    ),
 ]
 
 

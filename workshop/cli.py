@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
-import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 
+from workshop import signals
 from workshop.environment import Environment
 
 COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "check")
@@ -64,27 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"run it as `sudo workshop {command if args.command else ''}`".replace(" `", " `").rstrip()
         )
         return 2
-    _exit_on_sigterm()
+    signals.exit_on_termination()
     try:
         return HANDLERS[command](env, args)
     except KeyboardInterrupt:
         return 130
-
-
-def _exit_on_sigterm() -> None:
-    """SIGTERM and SIGHUP unwind the stack like Ctrl-C does, so every `finally` undoes what it created."""
-
-    owner = os.getpid()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != owner:
-            # a forked helper (pyroute2 forks to enter a netns) must not unwind the lesson it inherited a copy of
-            os._exit(128 + signum)
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError):  # not the main thread (tests)
-            signal.signal(sig, handler)
 
 
 def cmd_shell(env: Environment, args: argparse.Namespace) -> int:

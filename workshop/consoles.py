@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pexpect
 
-from workshop import observer
+from workshop import observer, signals
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -258,6 +258,7 @@ class Console:
         deadline = time.monotonic() + timeout
         marker_sent = False
         while True:
+            signals.check()
             if not marker_sent and self._shell_waiting():
                 self._send_marker(token)
                 marker_sent = True

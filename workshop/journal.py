@@ -378,6 +378,15 @@ _UNDO = {
 }
 
 
+def claimed_elsewhere(journal_dir: Path, kind: str, target: str, session: str) -> bool:
+    """Whether another session's journal owns this resource: a shared one (/run/netns, the tool's parent cgroup)
+    is then claimed by this session too, so whichever session ends last removes it."""
+    return any(
+        j.session != session and any(e.kind == kind and e.target == target for e in j.entries)
+        for j in journals(journal_dir)
+    )
+
+
 def iter_leftovers(journal_dir: Path) -> Iterator[Journal]:
     """Journals whose owning workshop process is gone: what `workshop cleanup` replays."""
     for j in journals(journal_dir):

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from workshop import cgroups, processes
-from workshop.journal import Journal, journals
+from workshop.journal import Journal, claimed_elsewhere, journals
 
 SUBNET_POOL = ipaddress.IPv4Network("10.200.0.0/13")
 """Where lesson subnets come from (10.200.0.0 – 10.207.255.255); each session leases one free /24."""
@@ -27,11 +27,17 @@ def prepare_cgroup_parent(journal: Journal, layout: cgroups.CgroupLayout, plan: 
     change first, so a lesson's plain `mkdir {{cgroup}}` works on v1 and v2 alike."""
     parent = plan.path.parent
     version = "v2" if layout.pids_on_v2 else "v1"
-    if not parent.exists():
+    journal_dir = journal.path.parent
+
+    def shared(kind: str, target: Path) -> bool:
+        return claimed_elsewhere(journal_dir, kind, str(target), journal.session)
+
+    if not parent.exists() or shared("cgroup-parent", parent):
         journal.record("cgroup-parent", str(parent), version=version)
         with contextlib.suppress(FileExistsError):  # another session may make it at the same moment
             parent.mkdir()
-    for control in plan.enable_pids_in:
+    controls = [parent.parent / "cgroup.subtree_control", parent / "cgroup.subtree_control"]
+    for control in [c for c in controls if c in plan.enable_pids_in or shared("subtree-control", c)]:
         journal.record("subtree-control", str(control))
         cgroups.enable_pids(control)
 

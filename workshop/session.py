@@ -12,11 +12,11 @@ import socket
 import sys
 from pathlib import Path
 
-from workshop import cgroups, extras, observer, primitives, variables
+from workshop import cgroups, extras, observer, primitives, signals, variables
 from workshop.consoles import Console
 from workshop.environment import Environment
 from workshop.events import CleanedUp, LessonStarted, Observed, Sink
-from workshop.journal import Journal
+from workshop.journal import Journal, claimed_elsewhere
 from workshop.model import Lesson
 
 
@@ -64,19 +64,20 @@ class LessonSession:
         self.observe()
 
     def close(self) -> CleanedUp:
-        for console in self.consoles.values():
-            console.close()
-        self.consoles.clear()
         removed: list[str] = []
         failed: list[str] = []
-        if self.journal is not None:
-            for undone in self.journal.undo():
-                text = f"{undone.entry.kind} {undone.entry.target}: {undone.outcome}"
-                if undone.failed:
-                    failed.append(text)
-                elif undone.outcome != "already gone":
-                    removed.append(text)
-            self.journal = None
+        with signals.held():
+            for console in self.consoles.values():
+                console.close()
+            self.consoles.clear()
+            if self.journal is not None:
+                for undone in self.journal.undo():
+                    text = f"{undone.entry.kind} {undone.entry.target}: {undone.outcome}"
+                    if undone.failed:
+                        failed.append(text)
+                    elif undone.outcome != "already gone":
+                        removed.append(text)
+                self.journal = None
         event = CleanedUp(tuple(removed), tuple(failed))
         self.sink(event)
         return event
@@ -134,7 +135,8 @@ class LessonSession:
         """Journals a resource a step is about to create (its `creates` block), preparing what it needs first."""
         assert self.journal is not None
         if kind in ("dir", "path"):
-            if not os.path.lexists(target):  # what the host already has is never ours to remove
+            # what the host already has is never ours to remove, unless another session made it (and may end first)
+            if not os.path.lexists(target) or claimed_elsewhere(self.env.journal_dir, kind, target, self.id):
                 self.journal.record(kind, target)
             return
         if kind == "cgroup":

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application.current import get_app_or_none
 from prompt_toolkit.completion import NestedCompleter
 from prompt_toolkit.formatted_text import HTML, FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
-from workshop import journal, loader, observer, runner, views
+from workshop import journal, loader, observer, runner, signals, views
 from workshop.catalog import Catalog
 from workshop.environment import Environment
 from workshop.render import Renderer
@@ -69,6 +70,7 @@ class Shell:
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
         )
+        signals.on_termination(self._leave_prompt)
         self.out.text("workshop — how Linux containers really work, live on this kernel.", "lesson.title")
         self.out.text("`lessons` lists them, `start ID` begins one, `help` shows every command.", "muted")
         try:
@@ -81,9 +83,18 @@ class Shell:
                 except EOFError:
                     break
                 self.handle(line)
+                signals.check()
         finally:
             self.stop_lesson()
         return 0
+
+    def _leave_prompt(self, code: int) -> None:
+        """SIGTERM while the prompt waits: make the prompt return (through the loop's own wake-up pipe, which is
+        safe from a signal handler), so the `finally` below cleans up even if the handler's exception is lost."""
+        app = get_app_or_none()
+        loop = getattr(app, "loop", None) if app is not None else None
+        if app is not None and loop is not None and app.is_running:
+            loop.call_soon_threadsafe(lambda: app.exit(exception=SystemExit(code)) if app.is_running else None)
 
     def handle(self, line: str) -> None:
         """One line of input; never raises (a bug in the tool is reported, and the prompt comes back)."""

@@ -1,0 +1,60 @@
+"""How workshop ends: SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` undoes what it created; and
+nothing interrupts the undoing itself."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+_pending: list[int] = []
+_waiters: list[Callable[[int], None]] = []
+
+
+def on_termination(wake: Callable[[int], None]) -> None:
+    """`wake(code)` is called from the signal handler: a blocking wait (the REPL's prompt) uses it to return."""
+    _waiters.append(wake)
+
+
+def exit_on_termination() -> None:
+    owner = os.getpid()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            # a forked helper (pyroute2 forks to enter a netns) must not unwind the lesson it inherited a copy of
+            os._exit(128 + signum)
+        # Python drops an exception raised while it runs a __del__ or weakref callback; remembering the signal
+        # lets `check()` end the program at the next safe point if that happens
+        _pending.append(signum)
+        for wake in _waiters:
+            with contextlib.suppress(Exception):
+                wake(128 + signum)
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # not the main thread (tests)
+            signal.signal(sig, handler)
+
+
+def check() -> None:
+    """Called where a long wait loops (typing into a console, the REPL): ends the program if asked to."""
+    if _pending:
+        raise SystemExit(128 + _pending[0])
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block is done (they are delivered right after it): a cleanup
+    that is cut in half leaves the host half cleaned."""
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
