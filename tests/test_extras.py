@@ -17,7 +17,7 @@ from rich.console import Console, RenderableType
 
 from tests.conftest import require_root, require_tool
 from tests.ns_inodes import HOST_NS, NEW_MNT
-from workshop import cgroups, extra_views, extras, loader, observer
+from workshop import cgroups, extra_views, extras, observer
 from workshop.environment import Environment
 from workshop.events import Event, Observed
 from workshop.extras import (
@@ -447,10 +447,6 @@ def test_the_extra_views_follow_the_lessons_order_each_under_its_heading(tmp_pat
 
     headings = [line for line in text.splitlines() if line.startswith(("links —", "mounts —", "cgroups —"))]
     assert [h.split()[0] for h in headings] == ["links", "mounts", "cgroups"]
-
-
-def test_every_view_a_lesson_may_list_has_a_reader() -> None:
-    assert extras.VIEWS == loader.VIEWS
 
 
 def test_the_renderer_prints_the_extras_after_pstree_and_namespaces(tmp_path: Path) -> None:
