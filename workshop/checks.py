@@ -36,13 +36,22 @@ alive() { [ -e "/proc/$1/stat" ] && ! awk '{ exit !($3 == "Z") }' "/proc/$1/stat
 mounted() { awk -v t="$1" '$5 == t { found = 1 } END { exit !found }' "/proc/$WORKSHOP_PID/mountinfo"; }
 # session_pids_outside_host_pidns -> this session's processes living in another PID namespace
 session_pids_outside_host_pidns() {
-  for d in /proc/[0-9]*; do
-    if tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qx "WORKSHOP_SESSION=$WORKSHOP_SESSION"; then
-      [ "$(readlink "$d/ns/pid" 2>/dev/null)" != "$(host_ns pid)" ] && echo "${d#/proc/}"
-    fi
+  local env d ns host
+  host=$(host_ns pid)
+  # one grep over every environment on the machine (a NUL-separated list), not two processes per process
+  for env in $(grep -lzx "WORKSHOP_SESSION=$WORKSHOP_SESSION" /proc/[0-9]*/environ 2>/dev/null); do
+    d=${env%/environ}
+    # a process that exited meanwhile (this check's own subshells carry the variable too) is not a leftover
+    ns=$(readlink "$d/ns/pid" 2>/dev/null) || continue
+    if [ "$ns" != "$host" ]; then echo "${d#/proc/}"; fi
   done
   return 0
 }
+# no_session_pids_outside_host_pidns -> true when none is left
+no_session_pids_outside_host_pidns() { [ -z "$(session_pids_outside_host_pidns)" ]; }
+# eventually CMD...  -> retries CMD for up to 5 s, for what the kernel finishes after the command that asked for it
+#                       (a SIGKILLed process is gone a moment after kill returns)
+eventually() { local i; for i in $(seq 50); do if "$@"; then return 0; fi; sleep 0.1; done; "$@"; }
 set -x
 """
 
@@ -57,7 +66,7 @@ class CheckResult:
     """The last command the script ran before it failed."""
 
 
-def run_check(check: Check, script: str, session: str, timeout: float = 10.0) -> CheckResult:
+def run_check(check: Check, script: str, session: str, timeout: float = 30.0) -> CheckResult:
     """`script` is the check's text after variable substitution."""
     env = {"WORKSHOP_PID": str(os.getpid()), "WORKSHOP_SESSION": session, "PS4": "+ "}
     done = processes.run(["/bin/bash", "--noprofile", "--norc", "-c", PRELUDE + script], timeout=timeout, env=env)

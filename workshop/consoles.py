@@ -118,7 +118,7 @@ class Console:
             codec_errors="replace",
             dimensions=(50, 400),
         )
-        if self.sync(timeout=10) is None:
+        if self.sync(timeout=30) is None:  # generous: a busy CI machine or a VM under emulation is slow
             self.close()
             raise RuntimeError(f"console {self.name}: the shell did not start")
 
