@@ -13,15 +13,16 @@ from tests.conftest import REPO
 from workshop import loader
 
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
+EVERY_STEP = [(lesson, k) for lesson in LESSONS for k in range(1, len(lesson.steps) + 1)]
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.id for lesson in LESSONS])
+@pytest.mark.parametrize(("lesson", "step"), EVERY_STEP, ids=[f"{lesson.id}-step{k}" for lesson, k in EVERY_STEP])
 def test_ctrl_c_in_the_middle_of_a_step_leaves_the_host_as_it_was(
-    lesson: loader.Lesson, workshop_env: dict[str, str], host_unchanged: object
+    lesson: loader.Lesson, step: int, workshop_env: dict[str, str], host_unchanged: object
 ) -> None:
     total = len(lesson.steps)
-    middle = total // 2 + 1  # a step after the lesson has built up state (containers, mounts, links, cgroups)
+    middle = step
     child = pexpect.spawn(
         sys.executable, ["-m", "workshop", "run", lesson.id, "--yes"], cwd=str(REPO), env=workshop_env,
         encoding="utf-8", timeout=120, dimensions=(40, 120),
