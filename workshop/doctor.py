@@ -7,6 +7,7 @@ exception.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class Probe:
     run: Callable[[Sequence[str]], processes.Completed] = _default_run
     find_busybox: Callable[[], Path] = field(default=_default_find_busybox)
     """Returns the static busybox or raises (RootfsError with an apt hint)."""
+    resolve: Callable[[Path], Path] = Path.resolve
+    """Follows symbolic links in the part of a path that exists (the state dir may not exist yet)."""
 
 
 # tool -> the Debian/Ubuntu package that provides it
@@ -98,9 +101,10 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "chroot": ("tool:chroot",),
     "mount": ("tool:mount", "tool:umount"),
     "pstree": ("tool:pstree",),
-    "overlay": ("overlay", "tool:mount", "tool:umount", "ns:mnt"),
+    "overlay": ("overlay", "statedir", "tool:mount", "tool:umount", "ns:mnt"),
     "cgroup-pids": ("cgroup:pids",),
-    "veth": ("veth", "tool:ip", "ns:net"),
+    # The veth lesson's last steps put a bridge in a network namespace of its own.
+    "veth": ("veth", "bridge", "tool:ip", "ns:net"),
     "netns": ("tool:ip", "ns:net"),
     "userns": ("ns:user", "userns"),
     "ipc": ("ns:ipc",),
@@ -166,7 +170,8 @@ def _userns(env: Environment, p: Probe) -> Result:
         return (
             WARN,
             "AppArmor restricts unprivileged user namespaces (Ubuntu 24.04 default)",
-            "for the unprivileged lesson: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+            "for unprivileged user namespaces: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 "
+            "(root's lessons are unaffected)",
         )
     return OK, f"up to {limit} user namespaces", ""
 
@@ -175,7 +180,14 @@ def _overlay(env: Environment, p: Probe) -> Result:
     lines = p.read_text(env.proc_root / "filesystems").splitlines()
     if any(line.split()[-1:] == ["overlay"] for line in lines):
         return OK, "overlay is in /proc/filesystems", ""
+    if _loadable(p, "overlay"):
+        return OK, "overlay is a module the kernel loads on the first overlay mount (modprobe -n)", ""
     return FAIL, "overlay is not in /proc/filesystems", "modprobe overlay"
+
+
+def _loadable(p: Probe, module: str) -> bool:
+    """`modprobe -n` finds the module (or knows it is built in): the kernel loads it on first use."""
+    return bool(p.which("modprobe")) and p.run(["modprobe", "-n", "-q", module]).ok
 
 
 def _cgroup_pids(env: Environment, p: Probe) -> Result:
@@ -194,39 +206,153 @@ def _cgroup_pids(env: Environment, p: Probe) -> Result:
     return FAIL, layout.detail, fix
 
 
-def _veth(env: Environment, p: Probe) -> Result:
-    if p.exists(env.sys_root / "module/veth"):
-        return OK, "veth module loaded", ""
-    try:
-        if any(line.split()[:1] == ["veth"] for line in p.read_text(env.proc_root / "modules").splitlines()):
-            return OK, "veth module loaded", ""
-    except OSError:
-        pass  # no /proc/modules: a kernel without module support; veth may be built in, so probe
+def _link_module(module: str, link_args: Sequence[str]) -> Callable[[Environment, Probe], Result]:
+    """A kernel module behind an `ip link add … type MODULE` link: loaded, loadable, or probed."""
+
+    def check(env: Environment, p: Probe) -> Result:
+        if p.exists(env.sys_root / "module" / module):
+            return OK, f"{module} module loaded", ""
+        try:
+            modules = p.read_text(env.proc_root / "modules").splitlines()
+            if any(line.split()[:1] == [module] for line in modules):
+                return OK, f"{module} module loaded", ""
+        except OSError:
+            pass  # no /proc/modules: a kernel without module support; it may be built in, so probe
+        if _loadable(p, module):
+            return OK, f"{module} is a module the kernel loads on first use (modprobe -n)", ""
+        if not p.is_root:
+            return WARN, f"{module} not loaded, and only root can probe for it", "run it as root: sudo workshop doctor"
+        if not (p.which("unshare") and p.which("ip")):
+            return WARN, f"{module} not loaded; probing needs unshare and ip", "apt-get install util-linux iproute2"
+        # In a throwaway network namespace: the host's links are never touched. "dev" keeps ip from reading
+        # the name as an address.
+        done = p.run(["unshare", "--net", "ip", "link", "add", "dev", "wsprobe0", *link_args])
+        if done.ok:
+            return OK, f"a {module} link can be created (probed in a throwaway network namespace)", ""
+        why = done.stderr.strip() or done.returncode
+        return FAIL, f"cannot create a {module} link: {why}", f"modprobe {module}"
+
+    return check
+
+
+_veth = _link_module("veth", ["type", "veth", "peer", "name", "wsprobe1"])
+_bridge = _link_module("bridge", ["type", "bridge"])
+
+# Where an overlay upper dir cannot live: shared folders and network or stacked file systems.
+_NO_UPPERDIR = ("vboxsf", "9p", "overlay", "nfs", "nfs4", "cifs", "smb3", "fuse", "vmhgfs", "prl_fs")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _statedir(env: Environment, p: Probe) -> Result:
+    # The longest mount point that is a prefix of the path: that is the state dir's file system, whether
+    # or not the dir exists yet (a mount point always does).
+    path = p.resolve(env.state_dir)
+    best: tuple[Path, str, list[str]] | None = None
+    for line in p.read_text(env.proc_root / "self/mountinfo").splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, after = left.split(), right.split()
+        if not sep or len(fields) < 6 or not after:
+            continue
+        mount_point = Path(_unescape(fields[4]))
+        if (path == mount_point or mount_point in path.parents) and (
+            best is None or len(mount_point.parts) >= len(best[0].parts)
+        ):
+            best = (mount_point, after[0], fields[5].split(","))
+    if best is None:
+        return WARN, f"no mount in mountinfo holds {path}", "are /proc and the state dir's file system mounted?"
+    mount_point, fstype, options = best
+    where = f"{path} is on {fstype} (mounted at {mount_point})"
+    if fstype in _NO_UPPERDIR or fstype.startswith("fuse."):
+        return (
+            FAIL,
+            f"{where}: an overlay upper dir cannot live there",
+            "set WORKSHOP_STATE_DIR to a directory on ext4, xfs or tmpfs, e.g. WORKSHOP_STATE_DIR=/var/lib/workshop",
+        )
+    if "nodev" in options:
+        return (
+            WARN,
+            f"{where} with nodev: device files a lesson creates in a rootfs there (/dev/null) cannot be opened",
+            "set WORKSHOP_STATE_DIR to a directory on a file system mounted without nodev",
+        )
+    return OK, where, ""
+
+
+def _forward(env: Environment, p: Probe) -> Result:
     if not p.is_root:
-        return WARN, "veth not loaded, and only root can probe for it", "run it as root: sudo workshop doctor"
-    if not (p.which("unshare") and p.which("ip")):
-        return WARN, "veth not loaded; probing needs unshare and ip", "apt-get install util-linux iproute2"
-    # In a throwaway network namespace: the host's links are never touched. "dev" keeps ip from reading
-    # the name as an address.
-    done = p.run(
-        [
-            "unshare",
-            "--net",
-            "ip",
-            "link",
-            "add",
-            "dev",
-            "wsprobe0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "wsprobe1",
-        ]
+        return OK, "not checked: only root can read the firewall", ""
+    drops = []
+    if not (p.which("iptables") or p.which("nft")):
+        return OK, "neither iptables nor nft is installed: no firewall rules from them", ""
+    if p.which("iptables"):
+        done = p.run(["iptables", "-S", "FORWARD"])
+        if done.ok and "-P FORWARD DROP" in done.stdout.splitlines():
+            drops.append("iptables: -P FORWARD DROP")
+    if p.which("nft"):
+        done = p.run(["nft", "list", "chains"])
+        if done.ok and re.search(r"hook forward\b[^;]*;\s*policy drop", done.stdout):
+            drops.append("nftables: a forward hook chain with policy drop")
+    if not drops:
+        return OK, "no FORWARD policy DROP found", ""
+    return (
+        WARN,
+        f"{'; '.join(drops)} (Docker sets this). It only filters traffic routed through the host's own "
+        "namespace: the veth lesson's bridge lives in a network namespace of its own, so it is unaffected",
+        "nothing for the lessons; a bridge of your own on the host needs: iptables -P FORWARD ACCEPT "
+        "(or an ACCEPT rule for that bridge)",
     )
-    if done.ok:
-        return OK, "a veth pair can be created (probed in a throwaway network namespace)", ""
-    return FAIL, f"cannot create a veth pair: {done.stderr.strip() or done.returncode}", "modprobe veth"
+
+
+# sys_vendor / product_name words of common hypervisors
+_VM_VENDORS = (
+    "qemu",
+    "kvm",
+    "virtualbox",
+    "innotek",
+    "vmware",
+    "xen",
+    "parallels",
+    "bochs",
+    "amazon ec2",
+    "google compute engine",
+    "virtual machine",
+    "hyper-v",
+    "openstack",
+    "firecracker",
+)
+
+
+def _vm(env: Environment, p: Probe) -> Result:
+    warn = (
+        WARN,
+        "no hypervisor detected: this looks like a physical machine",
+        "lessons change kernel state (mounts, namespaces, cgroups); a VM is the safe place: see the Vagrantfile",
+    )
+    if p.which("systemd-detect-virt"):
+        done = p.run(["systemd-detect-virt", "--vm"])
+        name = done.stdout.strip()
+        if done.ok and name and name != "none":
+            return OK, f"in a {name} virtual machine (systemd-detect-virt)", ""
+        if name == "none":
+            return warn
+    dmi = env.sys_root / "class/dmi/id"
+    for part in ("sys_vendor", "product_name"):
+        try:
+            text = p.read_text(dmi / part).strip()
+        except OSError:
+            continue
+        if any(v in text.lower() for v in _VM_VENDORS):
+            return OK, f"in a virtual machine ({part}: {text})", ""
+    try:
+        cpuinfo = p.read_text(env.proc_root / "cpuinfo")
+    except OSError:
+        cpuinfo = ""
+    if any(line.startswith("flags") and "hypervisor" in line.split() for line in cpuinfo.splitlines()):
+        return OK, "in a virtual machine (the CPU reports the hypervisor flag)", ""
+    return warn
 
 
 def _rootfs(env: Environment, p: Probe) -> Result:
@@ -245,6 +371,10 @@ CHECKS: tuple[tuple[str, str, CheckFn], ...] = (
     ("overlay", "overlay filesystem", _overlay),
     ("cgroup:pids", "cgroup pids controller", _cgroup_pids),
     ("veth", "veth network pairs", _veth),
+    ("bridge", "bridge links", _bridge),
+    ("statedir", "state dir can hold overlay upper dirs", _statedir),
+    ("forward", "firewall FORWARD policy", _forward),
+    ("vm", "running in a virtual machine", _vm),
     ("rootfs", "container image (rootfs)", _rootfs),
 )
 KEYS: tuple[str, ...] = tuple(key for key, _, _ in CHECKS)
