@@ -7,9 +7,15 @@ import difflib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workshop import signals
 from workshop.environment import Environment
+
+if TYPE_CHECKING:  # the real imports happen inside the commands: `workshop list` must start fast
+    from workshop.catalog import Catalog
+    from workshop.model import Lesson
+    from workshop.render import Renderer
 
 COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "check")
 NEEDS_ROOT = ("shell", "run", "cleanup", "rootfs")
@@ -129,12 +135,7 @@ def cmd_run(env: Environment, args: argparse.Namespace) -> int:
     return 0 if passed == total else 1
 
 
-def _ready(env: Environment, catalog: object, lesson: object, out: object) -> bool:
-    from workshop.catalog import Catalog
-    from workshop.model import Lesson
-    from workshop.render import Renderer
-
-    assert isinstance(catalog, Catalog) and isinstance(lesson, Lesson) and isinstance(out, Renderer)
+def _ready(env: Environment, catalog: Catalog, lesson: Lesson, out: Renderer) -> bool:
     missing = catalog.unmet(env, lesson)
     if not missing:
         return True
@@ -143,21 +144,16 @@ def _ready(env: Environment, catalog: object, lesson: object, out: object) -> bo
     return False
 
 
-def _wait_for_key(env: Environment, out: object) -> bool:
-    from workshop.render import Renderer
-
-    assert isinstance(out, Renderer)
+def _wait_for_key(env: Environment, out: Renderer) -> bool:
     if not env.stdin.isatty():
         return True
     out.text("press Enter for the next step (q and Enter to stop)", "muted")
     return env.stdin.readline().strip().lower() not in ("q", "quit")
 
 
-def _clean_leftovers(env: Environment, out: object) -> None:
+def _clean_leftovers(env: Environment, out: Renderer) -> None:
     from workshop import journal
-    from workshop.render import Renderer
 
-    assert isinstance(out, Renderer)
     for j in journal.iter_leftovers(env.journal_dir):
         out.notice(f"undoing what session {j.session} left behind (its workshop is gone)", "warning")
         out.undone(j.session, j.undo())

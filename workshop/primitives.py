@@ -18,10 +18,6 @@ SUBNET_POOL = ipaddress.IPv4Network("10.200.0.0/13")
 """Where lesson subnets come from (10.200.0.0 – 10.207.255.255); each session leases one free /24."""
 
 
-def session_cgroup(env_proc_root: Path, layout: cgroups.CgroupLayout, name: str) -> cgroups.CgroupPlan:
-    return cgroups.plan_pids_cgroup(layout, name, env_proc_root)
-
-
 def prepare_cgroup_parent(journal: Journal, layout: cgroups.CgroupLayout, plan: cgroups.CgroupPlan) -> None:
     """Makes the tool's parent cgroup and switches the pids controller on where v2 needs it, journaling each
     change first, so a lesson's plain `mkdir {{cgroup}}` works on v1 and v2 alike."""

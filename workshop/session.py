@@ -10,7 +10,6 @@ import os
 import secrets
 import socket
 import sys
-from pathlib import Path
 
 from workshop import cgroups, extras, observer, primitives, signals, variables
 from workshop.consoles import Console
@@ -187,6 +186,3 @@ class LessonSession:
         if parent.is_relative_to("/sys"):  # read through the environment's /sys, like `cgroups.current_layout`
             parent = self.env.sys_root / parent.relative_to("/sys")
         return extras.CgroupPlace(parent, layout.pids_on_v2)
-
-    def work_path(self, *parts: str) -> Path:
-        return self.workdir.joinpath(*parts)

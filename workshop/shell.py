@@ -176,7 +176,8 @@ class Shell:
         ids = {i: None for i in (self.catalog.ids() if self.catalog else [])}
         tree: dict[str, object] = {name: None for name in COMMANDS}
         tree["start"] = ids
-        tree["console"] = {"host": None, "container": None, "container2": None}
+        consoles = {c for lesson in (self.catalog.lessons if self.catalog else []) for c in lesson.consoles}
+        tree["console"] = dict.fromkeys(sorted(consoles))
         return NestedCompleter.from_nested_dict(tree)
 
     def _history(self) -> History:
