@@ -204,8 +204,8 @@ class Console:
         chunks = [self._pending]
         self._pending = ""
         with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF):
-            while True:
-                chunks.append(self.child.read_nonblocking(65536, timeout=0.05))
+            while True:  # whatever arrived is already in the pty: read it without waiting for more
+                chunks.append(self.child.read_nonblocking(65536, timeout=0))
         return clean("".join(chunks))
 
     # -- protocol ------------------------------------------------------------------------------------------------
