@@ -174,3 +174,17 @@ def test_the_shipped_curriculum_is_valid_and_in_order() -> None:
         for step in lesson.steps:
             for run in step.runs:
                 assert run.console in lesson.consoles
+
+
+def test_try_it_blocks_tiered_hints_and_presenter_notes(tmp_path: Path) -> None:
+    text = GOOD.replace("```run container timeout=5", "```run container try timeout=5").replace(
+        "```hint\nType unshare first.\n```",
+        "```hint\nA namespace of which kind?\n```\n\n```hint\nunshare --uts\n```\n\n```notes\nAsk the room first.\n```",
+    )
+    path = tmp_path / "lesson.md"
+    path.write_text(text)
+    step = loader.load_lesson(path).steps[0]
+    assert step.is_try_it and step.runs[0].try_it and step.runs[0].timeout == 5
+    assert step.hints == ("A namespace of which kind?", "unshare --uts")
+    assert step.notes == ("Ask the room first.",)
+    assert not loader.load_lesson(path).steps[1].is_try_it

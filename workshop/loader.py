@@ -14,7 +14,8 @@ The format, in short (README has the full story):
     ## Unpack the image               ← one step per `##` section
     ```run host                       ← typed into a console: run CONSOLE [timeout=S] [rc=N|any]
     ```check                          ← a host shell script; exit 0 = the kernel is in the state taught
-    ```hint / ```expect CONSOLE / ```creates
+    ```run host try                   ← a "try it" block: in learner mode the learner types it
+    ```hint (one per tier) / ```expect CONSOLE / ```creates / ```notes (presenter notes)
     # Recap                           ← a later `#` section closes the lesson
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from workshop import doctor, extras, variables
 from workshop.model import HOST, Check, Creates, Expect, Lesson, Run, Step, Where
 
-ROLES = ("run", "check", "hint", "expect", "creates")
+ROLES = ("run", "check", "hint", "expect", "creates", "notes")
 CREATES_KINDS = ("mount", "path", "dir", "netns", "link", "cgroup")
 VIEWS = extras.VIEWS
 REQUIREMENTS = tuple(doctor.REQUIREMENTS)
@@ -218,9 +219,12 @@ class _LessonBuilder:
         console = self.console(f.args[0], f.where)
         timeout, rc = 30.0, 0
         rc_value: int | None = rc
+        try_it = False
         for opt in f.args[1:]:
             key, _, value = opt.partition("=")
-            if key == "timeout":
+            if opt == "try":
+                try_it = True
+            elif key == "timeout":
                 try:
                     timeout = float(value)
                     if not 0 < timeout <= 3600:
@@ -238,12 +242,12 @@ class _LessonBuilder:
                     self.p.problems.append(Problem(f.where, f"rc must be a number or 'any', not {value!r}"))
             else:
                 self.p.problems.append(
-                    Problem(f.where, f"unknown option {key!r} (run takes timeout=SECONDS and rc=N|any)")
+                    Problem(f.where, f"unknown option {key!r} (run takes try, timeout=SECONDS and rc=N|any)")
                 )
         lines = tuple(_join_continuations(f.body))
         if not lines:
             self.p.problems.append(Problem(f.where, "this run block is empty"))
-        return Run(console, lines, f.where, timeout, rc_value)
+        return Run(console, lines, f.where, timeout, rc_value, try_it)
 
     def check(self, f: _Fence) -> Check | None:
         script = "\n".join(f.body).strip()
@@ -272,6 +276,7 @@ class _LessonBuilder:
         expects: list[Expect] = []
         creates: list[Creates] = []
         examples: list[str] = []
+        notes: list[str] = []
         for f in s.fences:
             if f.role == "run":
                 r = self.run(f)
@@ -283,6 +288,8 @@ class _LessonBuilder:
                     checks.append(c)
             elif f.role == "hint":
                 hints.append(_prose(f.body))
+            elif f.role == "notes":
+                notes.append(_prose(f.body))
             elif f.role == "expect":
                 if not f.args:
                     self.p.problems.append(Problem(f.where, "say whose output to look at: ```expect container"))
@@ -332,6 +339,7 @@ class _LessonBuilder:
             expects=tuple(expects),
             creates=tuple(creates),
             examples=tuple(examples),
+            notes=tuple(notes),
         )
 
 

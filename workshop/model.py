@@ -37,6 +37,9 @@ class Run:
     """Seconds each line may take before the console is interrupted with Ctrl-C."""
     rc: int | None = 0
     """Exit status the last line must end with; None accepts any (for a step that shows a failure)."""
+    try_it: bool = False
+    """A "try it" block (```run host try): in learner mode the learner types these lines themselves and the step's
+    checks tell them when the goal is reached; `skip` (and `workshop run`) type them instead."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,13 @@ class Step:
     creates: tuple[Creates, ...] = ()
     examples: tuple[str, ...] = ()
     """Code shown but never run (a fenced block with any other tag, e.g. `python`)."""
+    notes: tuple[str, ...] = ()
+    """Presenter notes (```notes blocks): shown only in trainer mode and in the slides' notes view."""
+
+    @property
+    def is_try_it(self) -> bool:
+        """The learner is asked to type at least one of this step's blocks."""
+        return any(r.try_it for r in self.runs)
 
 
 @dataclass(frozen=True)
