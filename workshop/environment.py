@@ -31,6 +31,10 @@ class Environment:
     lessons_dir: Path = REPO_ROOT / "lessons"
     color: bool = True
     """False for NO_COLOR or --plain: styles are dropped, text is unchanged."""
+    plain: bool = False
+    """--plain: no colour, ASCII instead of box drawing and symbols, no animation (typing out, spinners)."""
+    theme: str = "default"
+    """`default` or `projector` (large, high contrast: `--theme projector`, and trainer mode)."""
     width: int | None = None
     """Fixed render width (tests); None means the terminal's."""
 
@@ -41,7 +45,7 @@ class Environment:
         return cls(
             state_dir=Path(state) if state else DEFAULT_STATE_DIR,
             lessons_dir=Path(lessons) if lessons else REPO_ROOT / "lessons",
-            color="NO_COLOR" not in os.environ,
+            color=not os.environ.get("NO_COLOR"),  # https://no-color.org: set and not empty
         )
 
     @property

@@ -1,6 +1,14 @@
-"""Styles named by what they mean, not how they look; the renderer and views use only these names."""
+"""Styles named by what they mean, not how they look; the renderer and views use only these names.
+
+Two themes fill the same names: `default` for a terminal at arm's length, `projector` for a room (bold, high
+contrast, nothing dim). `--plain` swaps every symbol for ASCII on the way out (`AsciiStream`).
+"""
 
 from __future__ import annotations
+
+import io
+import unicodedata
+from typing import TextIO
 
 from rich.theme import Theme
 
@@ -52,6 +60,89 @@ STYLES: dict[str, str] = {
     "doctor.ok": "green",
     "doctor.warn": "yellow",
     "doctor.fail": "bold red",
+    # trainer mode
+    "notes": "yellow",
+    "notes.title": "bold yellow",
+    "footer": "reverse",
 }
 
 THEME = Theme(STYLES)
+
+PROJECTOR_STYLES: dict[str, str] = {
+    **{name: (style.replace("dim", "").strip() or "default") for name, style in STYLES.items()},
+    # a projector washes out thin and dark text: everything that matters is bold and bright, nothing is grey
+    "lesson.title": "bold bright_white on blue",
+    "step.title": "bold bright_white",
+    "step.counter": "bold bright_cyan",
+    "prose": "bright_white",
+    "command": "bold bright_green",
+    "console.name": "bold bright_magenta",
+    "output": "bright_white",
+    "hint": "bold bright_yellow",
+    "check.pass": "bold bright_green",
+    "notice": "bold bright_cyan",
+    "warning": "bold bright_yellow",
+    "muted": "default",
+    "heading": "bold bright_cyan",
+    "ns.host": "default",
+    "link.down": "default",
+    "notes": "bright_yellow",
+    "notes.title": "bold bright_yellow",
+    "footer": "bold reverse",
+}
+
+THEMES: dict[str, Theme] = {"default": THEME, "projector": Theme(PROJECTOR_STYLES)}
+
+
+def theme_named(name: str) -> Theme:
+    """The theme called `name`; an unknown name gets the default (the CLI only offers known ones)."""
+    return THEMES.get(name, THEME)
+
+
+ASCII_SYMBOLS = str.maketrans(
+    {
+        "─": "-", "━": "=", "═": "=", "│": "|", "┃": "|", "║": "|",
+        "└": "`", "├": "|", "┌": "+", "┐": "+", "┘": "+", "┤": "|", "┬": "+", "┴": "+", "┼": "+",
+        "✓": "ok", "✗": "x", "◀": "<", "▶": ">", "●": "*", "○": "o", "·": "-", "•": "*",
+        "→": "->", "←": "<-", "❯": ">", "…": "...", "—": "--", "–": "-",
+        "“": '"', "”": '"', "‘": "'", "’": "'", "×": "x", "≥": ">=", "≤": "<=", "⏎": "Enter",
+    }
+)  # fmt: skip
+"""What `--plain` writes instead of each symbol the tool itself uses."""
+
+
+def to_ascii(text: str) -> str:
+    """Known symbols by their ASCII stand-in, accented letters without accents, anything else as `?`."""
+    text = text.translate(ASCII_SYMBOLS)
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c if c.isascii() else ("" if unicodedata.combining(c) else "?") for c in decomposed)
+
+
+class AsciiStream(io.TextIOBase):
+    """A text stream that passes only ASCII on to the one it wraps.
+
+    Its `encoding` is `ascii`, which is what makes rich draw tables, rules and trees with ASCII characters.
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        super().__init__()
+        self.inner = inner
+
+    @property
+    def encoding(self) -> str:
+        return "ascii"
+
+    def write(self, text: str) -> int:
+        self.inner.write(to_ascii(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
