@@ -126,13 +126,11 @@ class AsciiStream(io.TextIOBase):
     Its `encoding` is `ascii`, which is what makes rich draw tables, rules and trees with ASCII characters.
     """
 
+    encoding = "ascii"
+
     def __init__(self, inner: TextIO) -> None:
         super().__init__()
         self.inner = inner
-
-    @property
-    def encoding(self) -> str:
-        return "ascii"
 
     def write(self, text: str) -> int:
         self.inner.write(to_ascii(text))
