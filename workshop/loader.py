@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ REQUIREMENTS = tuple(doctor.REQUIREMENTS)
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 CONSOLE_RE = re.compile(r"^[a-z][a-z0-9]*$")
 FENCE_RE = re.compile(r"^(```+|~~~+)\s*(.*)$")
+# ASCII digits only, and few of them: str.isdigit() also accepts '²', which int() refuses, and int() refuses
+# more than 4,300 digits.
+NUMBER_RE = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,11 @@ class _Section:
 class _Parser:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.lines = text.splitlines()
+        # Only a newline ends a line, as in an editor: splitlines() would also break at a form feed or U+2028
+        # and shift every line number after it.
+        self.lines = text.split("\n")
+        if self.lines[-1] == "":
+            self.lines.pop()
         self.problems: list[Problem] = []
 
     def at(self, line: int) -> Where:
@@ -114,7 +122,7 @@ class _Parser:
                 self.problem(n, f"front matter lines are 'key: value', not {raw.strip()!r}")
                 continue
             if key in meta:
-                self.problem(n, f"'{key}' is given twice in the front matter (first on line {meta[key][0]})")
+                self.problem(n, f"{key!r} is given twice in the front matter (first on line {meta[key][0]})")
                 continue
             if key == "vars":
                 in_vars = True
@@ -236,10 +244,10 @@ class _LessonBuilder:
             elif key == "rc":
                 if value == "any":
                     rc_value = None
-                elif value.isdigit():
+                elif NUMBER_RE.fullmatch(value) and int(value) <= 255:
                     rc_value = int(value)
                 else:
-                    self.p.problems.append(Problem(f.where, f"rc must be a number or 'any', not {value!r}"))
+                    self.p.problems.append(Problem(f.where, f"rc must be 0 to 255 or 'any', not {value!r}"))
             else:
                 self.p.problems.append(
                     Problem(f.where, f"unknown option {key!r} (run takes try, timeout=SECONDS and rc=N|any)")
@@ -301,8 +309,10 @@ class _LessonBuilder:
                     if not pattern.strip():
                         continue
                     try:
-                        re.compile(pattern)
-                    except re.error as e:
+                        with warnings.catch_warnings():  # Python's FutureWarning would print its own source line
+                            warnings.simplefilter("ignore")
+                            re.compile(pattern)
+                    except (re.error, OverflowError, RecursionError) as e:  # a huge {n}, deep nesting
                         self.p.problems.append(Problem(where, f"expect lines are regular expressions: {e}"))
                         continue
                     expects.append(Expect(console, pattern, where))
@@ -395,7 +405,7 @@ def parse_lesson(path: Path, text: str) -> Lesson:
     order_line, order_text = field_("order", required=False)
     order = 100
     if order_text:
-        if order_text.isdigit():
+        if NUMBER_RE.fullmatch(order_text):
             order = int(order_text)
         else:
             p.problem(order_line, f"order must be a whole number, not {order_text!r}")
@@ -427,7 +437,7 @@ def parse_lesson(path: Path, text: str) -> Lesson:
     steps = tuple(builder.step(s) for s in sections)
     if not steps:
         p.problem(
-            body_start + 1,
+            min(body_start + 1, max(len(p.lines), 1)),
             "a lesson needs at least one step: a '## Title' section with a ```run and a ```check",
         )
     seen: dict[str, int] = {}
@@ -498,6 +508,8 @@ def lesson_files(lessons_dir: Path) -> list[Path]:
 
 
 def load_lesson(path: Path) -> Lesson:
+    if path.exists() and not path.is_file():  # reading a FIFO would wait forever
+        raise LessonError([Problem(Where(path, 1), "cannot read the lesson file: it is not a regular file")])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
