@@ -224,12 +224,44 @@ def _read_proc(proc_root: Path, pid: int, stat: Stat) -> Proc | None:
     )
 
 
-def _list_pids(proc_root: Path) -> list[int]:
+def _parse_ppid(raw: bytes) -> int:
+    # Only the parent is needed for every process on the machine; the rest of stat only for a few.
+    return int(raw[raw.rindex(b")") + 2 :].split(None, 2)[1])
+
+
+def _scan(proc_root: Path) -> tuple[dict[int, bytes], dict[int, list[int]]]:
+    """Every process's raw `stat` and each PID's children, in one pass over the directory."""
+    raws: dict[int, bytes] = {}
+    children: dict[int, list[int]] = {}
     try:
-        with os.scandir(proc_root) as entries:
-            return [int(entry.name) for entry in entries if entry.name.isdigit()]
+        dir_fd = os.open(proc_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        return []
+        return raws, children
+    try:
+        with os.scandir(dir_fd) as entries:
+            names = [entry.name for entry in entries if entry.name.isdigit()]
+        flags = os.O_RDONLY | os.O_CLOEXEC
+        for name in names:
+            # Relative to the open directory: one path lookup less for each process on the machine.
+            try:
+                fd = os.open(f"{name}/stat", flags, dir_fd=dir_fd)
+            except OSError:
+                continue  # exited between listing and reading
+            try:
+                raw = os.read(fd, _READ_SIZE)
+                ppid = _parse_ppid(raw)
+            except _UNREADABLE:
+                continue
+            finally:
+                os.close(fd)
+            pid = int(name)
+            raws[pid] = raw
+            children.setdefault(ppid, []).append(pid)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+    return raws, children
 
 
 # --- the tree ---
@@ -292,28 +324,32 @@ def snapshot(proc_root: Path, roots: Mapping[str, int], reference_pid: int | str
     status, cmdline, ns links and root read. `reference_pid` is the process whose namespaces count as
     "host": the tool's own by default, because `/proc/1/ns` can be unreadable in a sandbox.
     """
-    stats: dict[int, Stat] = {}
-    children: dict[int, list[int]] = {}
-    for pid in _list_pids(proc_root):
-        stat = read_stat(proc_root, pid)
-        if stat is None:  # exited between listing and reading
-            continue
-        stats[pid] = stat
-        children.setdefault(stat.ppid, []).append(pid)
+    raws, children = _scan(proc_root)
+    stats: dict[int, Stat | None] = {}
+
+    def stat_of(pid: int) -> Stat | None:
+        if pid not in stats:
+            raw = raws.get(pid)
+            try:
+                stats[pid] = None if raw is None else parse_stat(raw)
+            except (ValueError, IndexError):
+                stats[pid] = None
+        return stats[pid]
 
     procs: dict[int, Proc] = {}
     for root_pid in roots.values():
-        if root_pid not in stats:
+        if root_pid not in raws:
             continue
         for pid in _subtree(root_pid, children):
-            if pid not in procs:
-                proc = _read_proc(proc_root, pid, stats[pid])
+            stat = stat_of(pid)
+            if pid not in procs and stat is not None:
+                proc = _read_proc(proc_root, pid, stat)
                 if proc is not None:
                     procs[pid] = proc
 
     focus: dict[str, int] = {}
     for console, root_pid in roots.items():
-        shell = _foreground(root_pid, stats.get)
+        shell = _foreground(root_pid, stat_of)
         if shell not in procs:  # the foreground process exited while we read: its console's shell remains
             shell = root_pid
         if shell in procs:

@@ -1,0 +1,83 @@
+"""The benchmark command runs, in its quick mode, and prints one table with a verdict per target.
+
+Numbers are not asserted (this is no performance gate: machines differ); what is asserted is that every row
+was measured or says why not, that the observer's baseline really ran, and that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from rich.console import Console
+
+from benchmarks import report
+from benchmarks.measure import Row, Verdict
+from tests.conftest import REPO, require_tool
+from tests.hygiene import HostState
+
+MEASURED = re.compile(r"^\d+(\.\d)? (ms|s)( per step)?$")
+
+
+def _table(markdown: str) -> dict[str, list[str]]:
+    """Markdown table rows by their first cell."""
+    rows: dict[str, list[str]] = {}
+    for line in markdown.splitlines():
+        if line.startswith("| ") and not line.startswith("| measurement"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            rows[cells[0]] = cells
+    return rows
+
+
+@pytest.mark.timeout(120)
+def test_quick_run_prints_a_table_with_every_part(host_unchanged: HostState) -> None:
+    for tool in ("pstree", "lsns", "unshare"):
+        require_tool(tool)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--markdown"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=110,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _table(done.stdout)
+
+    lesson = next(cells for what, cells in rows.items() if what.startswith("observer, lesson view"))
+    whole = next(cells for what, cells in rows.items() if what.startswith("observer, whole tree"))
+    for cells in (lesson, whole):
+        assert MEASURED.match(cells[1]), cells
+        assert re.match(r"^\d+(\.\d)? ms \(pstree -p -S", cells[2]), "the pstree + lsns baseline did not run"
+        assert float(cells[3]) > 0
+        assert cells[5] in ("met", "**MISSED**")
+    assert lesson[6] == "4 processes shown"  # the two consoles and their children, not the extra sleeps
+
+    startup = rows["`workshop list` start-up"]
+    assert MEASURED.match(startup[1]) and startup[4] == "< 150 ms"
+
+    step = next(cells for what, cells in rows.items() if what.startswith("per-step overhead"))
+    repl = rows["REPL ready (spawn to first prompt)"]
+    if os.geteuid() == 0:
+        assert MEASURED.match(step[1]) and step[3].startswith("+") and "console" in step[6]
+        assert MEASURED.match(repl[1])
+    else:
+        assert step[5] == repl[5] == "skipped"
+    assert rows["whole curriculum, `workshop run --yes`"][5] == "skipped"
+    assert "Medians on one machine in one run" in done.stdout
+
+
+def test_the_terminal_table_says_which_targets_were_missed() -> None:
+    rows = [
+        Row("fast thing", "1.0 ms", "—", "—", "< 5 ms", Verdict.MET),
+        Row("slow thing", "90 ms", "—", "—", "< 60 ms", Verdict.MISSED, "console 80.0"),
+    ]
+    out = io.StringIO()
+    Console(file=out, width=160, color_system=None).print(report.rich_table(rows, "caption here"))
+    text = out.getvalue()
+
+    assert re.search(r"fast thing .* 1\.0 ms .* met ", text)
+    assert re.search(r"slow thing .* 90 ms .* MISSED .* console 80\.0", text)
+    assert "caption here" in text
+    assert "| slow thing | 90 ms | — | — | < 60 ms | **MISSED** | console 80.0 |" in report.markdown(rows, "c")
