@@ -79,6 +79,12 @@ SABOTAGE = [
         "ip link show {{name}}b",
         "the cable works: each end is up with its address, and a ping answers both ways",
     ),
+    (
+        "mount-ns",
+        "unshare --mount /bin/sh\nmount -t tmpfs scratch",
+        "/bin/sh\nmount -t tmpfs scratch",
+        "the tmpfs is in the container's mount namespace and not in the host's",
+    ),
 ]
 
 

@@ -34,6 +34,9 @@ root_of() { readlink "/proc/$1/root"; }
 alive() { [ -e "/proc/$1/stat" ] && ! awk '{ exit !($3 == "Z") }' "/proc/$1/stat"; }
 # mounted PATH       -> something is mounted there in the host's mount namespace
 mounted() { awk -v t="$1" '$5 == t { found = 1 } END { exit !found }' "/proc/$WORKSHOP_PID/mountinfo"; }
+# mounted_in PID PATH -> something is mounted there in that process's mount namespace, PATH as it sees it (from
+#                        its own /, so /srv for a process chrooted or pivoted into an image)
+mounted_in() { awk -v t="$2" '$5 == t { found = 1 } END { exit !found }' "/proc/$1/mountinfo"; }
 # session_pids_outside_host_pidns -> this session's processes living in another PID namespace
 session_pids_outside_host_pidns() {
   local env d ns host
