@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from workshop.observer import (
     NS_TYPES,
@@ -45,6 +47,53 @@ _OWN_TYPES = tuple(t for t in NS_TYPES if base_type(t) == t)
 
 
 # --- pstree ---
+
+# rich's tree guides: space, continue, fork, end
+_GUIDES = ("    ", "│   ", "├── ", "└── ")
+_ASCII_GUIDES = ("    ", "|   ", "+-- ", "`-- ")
+
+
+class Tree:
+    """Draws what rich's Tree draws for a pstree (the same guides, each process cut to one line at the edge),
+    in one pass: rich lays out every node as a renderable of its own, which for thousands of processes (a
+    busy host's whole tree) takes most of a second. Children's labels are single-line `proc_label`s."""
+
+    def __init__(self, label: Text, guide_style: str = "muted") -> None:
+        self.label = label
+        self.guide_style = guide_style
+        self.children: list[Tree] = []
+
+    def add(self, label: Text) -> Tree:
+        child = Tree(label, self.guide_style)
+        self.children.append(child)
+        return child
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.label  # the root line wraps like any text, as rich's Tree lets it
+        style = console.get_style(self.guide_style) + Style(bold=False, underline2=False)
+        space, cont, fork, end = _ASCII_GUIDES if options.ascii_only else _GUIDES
+        stack: list[tuple[Iterator[Tree], int, str]] = [(iter(self.children), len(self.children), "")]
+        while stack:
+            siblings, left, prefix = stack.pop()
+            node = next(siblings, None)
+            if node is None:
+                continue
+            last = left == 1
+            stack.append((siblings, left - 1, prefix))
+            width = options.max_width - cell_len(prefix) - 4
+            if width <= 0:
+                continue  # no room left at this depth: rich shows nothing of it either
+            guide = end if last else fork
+            for line in node.label.split("\n", allow_blank=True):
+                if "\t" in line.plain:
+                    line.expand_tabs(node.label.tab_size or console.tab_size)
+                line.truncate(width, overflow=node.label.overflow or "ellipsis")
+                yield Segment(prefix + guide, style)
+                yield from line.render(console)
+                yield Segment.line()
+                guide = space if last else cont
+            if node.children:
+                stack.append((iter(node.children), len(node.children), prefix + (space if last else cont)))
 
 
 def _children(snap: Snapshot) -> dict[int, list[int]]:
