@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.measure import Row, Verdict, is_root, skipped, workshop_argv
-from workshop import rootfs
+from workshop import loader, rootfs
 from workshop.catalog import Catalog
 from workshop.environment import Environment
 
@@ -39,7 +40,10 @@ def _state_with_image(tmp: Path) -> Path:
 def rows() -> list[Row]:
     if not is_root():
         return [skipped("whole curriculum, `workshop run --yes`", "—", "needs root")]
-    lessons = Catalog.load(Environment.from_os()).lessons
+    try:
+        lessons = Catalog.load(Environment.from_os()).lessons
+    except loader.LessonError as e:
+        return [Row("whole curriculum, `workshop run --yes`", "—", "—", "—", "—", Verdict.FAILED, f"broken: {e}")]
     out: list[Row] = []
     total = 0.0
     failed = 0
@@ -67,6 +71,10 @@ def rows() -> list[Row]:
             elapsed = time.perf_counter() - start
             total += elapsed
             ok = rc == 0
+            if not ok and rc is not None:  # what the lesson printed last, to see why (stderr: not the table)
+                tail = done.stdout.decode(errors="replace").splitlines()[-25:]
+                sys.stderr.write(f"--- workshop run {lesson.id} --yes exited {rc}; its last lines:\n")
+                sys.stderr.write("\n".join(tail) + "\n")
             failed += not ok
             why = "" if ok else (f"; exit status {rc}" if rc is not None else "; timed out")
             note = f"{len(lesson.steps)} steps{why}"

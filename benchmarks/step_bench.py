@@ -88,6 +88,9 @@ def rows(repeat: int) -> list[Row]:
         raw: list[float] = []
         phases: list[tuple[float, ...]] = []
         session.start()
+        # pexpect sleeps this long before each send; a line is two sends (the line, then the done-marker)
+        child = session.consoles["host"].child
+        delay = float(getattr(child, "delaybeforesend", 0.0) or 0.0)
         try:
             for i in range(repeat + 1):
                 clock.seen.clear()
@@ -118,6 +121,6 @@ def rows(repeat: int) -> list[Row]:
             f"+{ms(overhead)}",
             target,
             judge(overhead < TARGET_MS),
-            f"ms per phase: {breakdown}",
+            f"ms per phase: {breakdown}" + (f"; pexpect delaybeforesend 2 × {delay * 1000:.0f}" if delay else ""),
         )
     ]
