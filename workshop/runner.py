@@ -8,11 +8,15 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from workshop import cgroups, checks, variables
 from workshop.consoles import Console, LineResult
 from workshop.events import CheckDone, LineFinished, LineTyped, Notice, OutputLine, StepFinished, StepStarted
+from workshop.model import Step
 from workshop.session import LessonSession
+
+Part = Literal["all", "setup", "try"]
 
 FREE_TYPING_TIMEOUT = 60.0
 
@@ -42,19 +46,27 @@ def _show_pending(session: LessonSession) -> None:
             session.sink(OutputLine(name, line))
 
 
-def run_step(session: LessonSession, index: int) -> StepOutcome:
+def run_step(session: LessonSession, index: int, part: Part = "all") -> StepOutcome:
+    """Shows a step, journals what it creates, types its blocks, verifies the outcome and observes.
+
+    Learner mode splits a try-it step in two: `part="setup"` shows it and types only the blocks the learner does
+    not type (nothing is verified, the position stays); `part="try"` (`skip`) then types the try blocks and
+    verifies, as `"all"` does in one go.
+    """
     lesson = session.lesson
     step = lesson.steps[index]
-    _show_pending(session)
-    session.sink(StepStarted(lesson, index, step, session.substitute(step.prose)))
-    session.remember_before()
+    if part != "try":
+        _show_pending(session)
+        session.sink(StepStarted(lesson, index, step, session.substitute(step.prose)))
+        session.remember_before()
     ok = True
     interrupted = False
     try:
-        for created in step.creates:
+        for created in step.creates if part != "try" else ():
             session.record_created(created.kind, session.substitute(created.target))
         outputs: dict[str, list[str]] = {}
-        for block in step.runs:
+        blocks = step.runs if part == "all" else [b for b in step.runs if b.try_it == (part == "try")]
+        for block in blocks:
             console = session.consoles[block.console]
             session.active = block.console
             for k, line in enumerate(block.lines):
@@ -69,17 +81,8 @@ def run_step(session: LessonSession, index: int) -> StepOutcome:
                     break
             if not ok:
                 break
-        for exp in step.expects:
-            pattern = session.substitute(exp.pattern)
-            seen = "\n".join(outputs.get(exp.console, []))
-            if not re.search(pattern, seen, re.MULTILINE):
-                ok = False
-                session.sink(Notice(f"expected the {exp.console} console to show /{pattern}/, it did not", "error"))
-        for check in step.checks:
-            shown = dataclasses.replace(check, description=session.substitute(check.description))
-            verdict = checks.run_check(shown, session.substitute(check.script), session.id)
-            session.sink(CheckDone(verdict))
-            ok = ok and verdict.passed
+        if part != "setup":  # after the setup, the learner types and the goal is checked after each line
+            ok = _verify(session, step, outputs) and ok
     except KeyboardInterrupt:
         ok, interrupted = False, True
         session.sink(Notice("interrupted: the step was stopped; you are back at the prompt", "warning"))
@@ -89,13 +92,73 @@ def run_step(session: LessonSession, index: int) -> StepOutcome:
     except (cgroups.CgroupError, OSError, RuntimeError) as e:
         ok = False
         session.sink(Notice(f"could not prepare this step: {e}", "error"))
-    session.observe()
+    if part != "setup" or blocks:  # a try-it step that prepares nothing has nothing to show yet
+        session.observe()
+    if part == "setup":
+        return StepOutcome(index, ok, interrupted)
+    return finish_step(session, index, ok, interrupted)
+
+
+def finish_step(session: LessonSession, index: int, ok: bool, interrupted: bool = False) -> StepOutcome:
+    """Records a step's outcome: passed ones move the lesson on (also a try-it step whose goal the learner reached)."""
     if ok:
         session.passed.add(index)
     session.last_run = index
     session.position = index + 1 if ok else index
     session.sink(StepFinished(index, ok))
     return StepOutcome(index, ok, interrupted)
+
+
+def _verify(session: LessonSession, step: Step, outputs: dict[str, list[str]]) -> bool:
+    """The step's `expect` patterns against what its consoles printed, then its checks, each one shown."""
+    ok = True
+    for exp in step.expects:
+        pattern = session.substitute(exp.pattern)
+        seen = "\n".join(outputs.get(exp.console, []))
+        if not re.search(pattern, seen, re.MULTILINE):
+            ok = False
+            session.sink(Notice(f"expected the {exp.console} console to show /{pattern}/, it did not", "error"))
+    for check in step.checks:
+        shown = dataclasses.replace(check, description=session.substitute(check.description))
+        verdict = checks.run_check(shown, session.substitute(check.script), session.id)
+        session.sink(CheckDone(verdict))
+        ok = ok and verdict.passed
+    return ok
+
+
+def unmet_goals(session: LessonSession, index: int) -> list[str]:
+    """Learner mode, after each line typed in a try-it step: runs the step's checks without showing them and
+    says, per failing check, what is still missing: the comment above the line that failed, else the check's
+    description. Empty when the goal is reached. Short timeout: this runs after every line the learner types."""
+    missing: list[str] = []
+    for check in session.lesson.steps[index].checks:
+        script = session.substitute(check.script)
+        verdict = checks.run_check(check, _LOCATE_FAILURE + script, session.id, timeout=GOAL_TIMEOUT)
+        if not verdict.passed:
+            missing.append(_comment_above(script, verdict.output) or session.substitute(check.description))
+    return missing
+
+
+GOAL_TIMEOUT = 5.0
+_LOCATE_FAILURE = (
+    'set -E; trap \'echo "WORKSHOP_FAILED=$LINENO ${BASH_LINENO[*]:-}" >&2\' ERR; echo "WORKSHOP_BASE=$LINENO" >&2\n'
+)
+"""Prefixed to a check: reports the line of the script (the outermost call, when a helper failed) that failed."""
+
+
+def _comment_above(script: str, output: str) -> str:
+    """The `# comment` nearest above the script line that failed (per `_LOCATE_FAILURE`'s report), or ''."""
+    found: dict[str, str] = {}
+    for line in output.splitlines():
+        key, _, value = line.partition("=")
+        if key in ("WORKSHOP_BASE", "WORKSHOP_FAILED"):
+            found.setdefault(key, value)  # the first failure reported is where the script stopped
+    try:
+        failed = int([n for n in found["WORKSHOP_FAILED"].split() if n != "0"][-1]) - int(found["WORKSHOP_BASE"])
+    except (KeyError, ValueError, IndexError):
+        return ""
+    above = script.splitlines()[:failed]
+    return next((ln.strip().lstrip("#").strip() for ln in reversed(above) if ln.strip().startswith("#")), "")
 
 
 def type_line(session: LessonSession, text: str, console_name: str | None = None) -> LineResult:
