@@ -85,6 +85,12 @@ SABOTAGE = [
         "/bin/sh\nmount -t tmpfs scratch",
         "the tmpfs is in the container's mount namespace and not in the host's",
     ),
+    (
+        "namespaces",
+        "unshare --user --map-root-user /bin/sh",
+        "unshare --user /bin/sh",
+        "as nobody, the shell became root of a new user namespace mapped to 65534",
+    ),
 ]
 
 
