@@ -141,9 +141,11 @@ def unmet_goals(session: LessonSession, index: int) -> list[str]:
 
 GOAL_TIMEOUT = 5.0
 _LOCATE_FAILURE = (
+    'eventually() { local i; for i in $(seq 10); do if "$@"; then return 0; fi; sleep 0.1; done; "$@"; }; '
     'set -E; trap \'echo "WORKSHOP_FAILED=$LINENO ${BASH_LINENO[*]:-}" >&2\' ERR; echo "WORKSHOP_BASE=$LINENO" >&2\n'
 )
-"""Prefixed to a check: reports the line of the script (the outermost call, when a helper failed) that failed."""
+"""Prefixed to a check run after a learner's line: reports the script line that failed (the outermost call, when a
+helper failed), and waits at most a second in `eventually`, as the learner waits for it after every line."""
 
 
 def _comment_above(script: str, output: str) -> str:
