@@ -103,12 +103,13 @@ ASCII_SYMBOLS = str.maketrans(
     {
         "─": "-", "━": "=", "═": "=", "│": "|", "┃": "|", "║": "|",
         "└": "`", "├": "|", "┌": "+", "┐": "+", "┘": "+", "┤": "|", "┬": "+", "┴": "+", "┼": "+",
-        "✓": "ok", "✗": "x", "◀": "<", "▶": ">", "●": "*", "○": "o", "·": "-", "•": "*",
-        "→": "->", "←": "<-", "❯": ">", "…": "...", "—": "--", "–": "-",
-        "“": '"', "”": '"', "‘": "'", "’": "'", "×": "x", "≥": ">=", "≤": "<=", "⏎": "Enter",
+        "✓": "+", "✗": "x", "◀": "<", "▶": ">", "●": "*", "○": "o", "·": "-", "•": "*",
+        "→": ">", "←": "<", "❯": ">", "…": ".", "—": "-", "–": "-",
+        "“": '"', "”": '"', "‘": "'", "’": "'", "×": "x",
     }
 )  # fmt: skip
-"""What `--plain` writes instead of each symbol the tool itself uses."""
+"""What `--plain` writes instead of each symbol the tool itself uses: one character for one, because rich has
+already laid out the tables by the time text reaches the stream."""
 
 
 def to_ascii(text: str) -> str:
