@@ -118,6 +118,9 @@ class Console:
             codec_errors="replace",
             dimensions=(50, 400),
         )
+        # pexpect sleeps 50 ms before every send by default, for programs that turn echo off late; our lines only go
+        # out once the shell is blocked reading (see `_shell_waiting`), so the pause is pure latency, twice per line
+        self.child.delaybeforesend = None
         if self.sync(timeout=30) is None:  # generous: a busy CI machine or a VM under emulation is slow
             self.close()
             raise RuntimeError(f"console {self.name}: the shell did not start")
