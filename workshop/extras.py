@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from workshop.cgroups import parse_mountinfo
+from workshop.model import VIEWS
 from workshop.observer import Snapshot
-
-VIEWS: tuple[str, ...] = ("mounts", "cgroups", "links")
 
 _UNREADABLE = (OSError, ValueError, IndexError)
 _ESCAPE = re.compile(r"\\([0-7]{3})")

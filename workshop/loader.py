@@ -28,12 +28,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop import doctor, extras, variables
-from workshop.model import HOST, Check, Creates, Expect, Lesson, Run, Step, Where
+from workshop import doctor, variables
+from workshop.model import HOST, VIEWS, Check, Creates, Expect, Lesson, Run, Step, Where
 
 ROLES = ("run", "check", "hint", "expect", "creates", "notes")
 CREATES_KINDS = ("mount", "path", "dir", "netns", "link", "cgroup")
-VIEWS = extras.VIEWS
 REQUIREMENTS = tuple(doctor.REQUIREMENTS)
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 CONSOLE_RE = re.compile(r"^[a-z][a-z0-9]*$")

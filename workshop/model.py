@@ -11,6 +11,9 @@ from pathlib import Path
 HOST = "host"
 """The console every lesson has: a root shell on the host, in the tool's own namespaces."""
 
+VIEWS: tuple[str, ...] = ("mounts", "cgroups", "links")
+"""Extra views a lesson may ask for (`observe:`), beyond pstree and namespaces; drawn by `extras`."""
+
 
 @dataclass(frozen=True)
 class Where:
