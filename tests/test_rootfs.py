@@ -466,6 +466,19 @@ HOSTILE: dict[str, Hostile] = {
     "device node in etc": lambda o: ([directory("etc"), device("etc/x")], "etc/x", "device node outside dev/"),
     "block device at the top": lambda o: ([device("sda", tarfile.BLKTYPE, 8, 0)], "sda", "outside dev/"),
     "file inside a file": lambda o: ([reg("bin/busybox/x", b"x")], "bin/busybox/x", "not a directory"),
+    "symlink to a symlink that climbs out": lambda o: (
+        [symlink("bin/a", "b"), symlink("bin/b", "../../outside")], "bin/b", "leads out of the image",
+    ),
+    "symlink out through another symlink": lambda o: (
+        [directory("d"), symlink("d/up", ".."), symlink("a", "d/up/../outside")], "a", "through the symlink 'd/up'",
+    ),
+    "symlink out through a symlink that comes later": lambda o: (
+        [symlink("a", "d/up/../outside"), directory("d"), symlink("d/up", "..")], "a", "through the symlink 'd/up'",
+    ),
+    "hard link through a symlink out": lambda o: (
+        [symlink("evil", str(o)), hardlink("bin/h", "evil/canary")], "bin/h", "not an earlier regular file",
+    ),
+    "device named dev": lambda o: ([device("dev")], "dev", "outside dev/"),
     "empty name": lambda o: ([reg("", b"x")], "", "empty name"),
 }  # fmt: skip
 
@@ -534,8 +547,18 @@ def cut_between_members() -> bytes:
     return data[: last.offset]
 
 
+def flip_a_byte(compression: str) -> bytes:
+    """One byte changed in the middle of the compressed data: only the format's checksum can tell."""
+    data = bytearray(tar_bytes([*alpine_like(), reg("big", os.urandom(64 * 1024))], compression))
+    data[len(data) // 2] ^= 0xFF
+    return bytes(data)
+
+
 DAMAGED: dict[str, Callable[[], bytes]] = {
     "plain tar cut in half": lambda: cut_in_half(""),
+    "gzip tar with a flipped byte": lambda: flip_a_byte("gz"),
+    "xz tar with a flipped byte": lambda: flip_a_byte("xz"),
+    "bzip2 tar with a flipped byte": lambda: flip_a_byte("bz2"),
     "gzip tar cut in half": lambda: cut_in_half("gz"),
     "xz tar cut in half": lambda: cut_in_half("xz"),
     "tar cut between members": cut_between_members,
@@ -549,7 +572,7 @@ def test_import_rejects_damaged_archives(tmp_path: Path, outside: Path, damaged:
     source = tmp_path / "rootfs.tar"
     source.write_bytes(damaged())
     dest = tmp_path / "images" / "imported.tar"
-    with pytest.raises(RootfsError, match=r"^rootfs.tar is truncated or not a tar archive"):
+    with pytest.raises(RootfsError, match=r"^rootfs.tar is truncated, damaged or not a tar archive"):
         import_image(source, dest)
     assert_left_nothing(dest, outside)
 
@@ -559,7 +582,7 @@ def test_extract_rejects_damaged_archives(tmp_path: Path, outside: Path, damaged
     image = tmp_path / "rootfs.tar"
     image.write_bytes(damaged())
     dest = tmp_path / "unpacked" / "rootfs"
-    with pytest.raises(RootfsError, match="truncated or not a tar archive"):
+    with pytest.raises(RootfsError, match="truncated, damaged or not a tar archive"):
         extract_image(image, dest)
     assert_left_nothing(dest, outside)
 

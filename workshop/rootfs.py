@@ -405,6 +405,46 @@ class _ImageRules:
                 "`workshop rootfs`."
             )
 
+    def require_links_inside(self) -> None:
+        """RootfsError for a relative symlink that leads out of the image through other links, as the host
+        resolves it (`a -> d/l/../..` with `d/l -> ..`): each link passed on its own, the chain does not."""
+        for name, target in self._symlinks.items():
+            via = self._escape_route(name)
+            if via is not None:
+                raise RootfsError(
+                    f"{self._label}: member {name!r} is a symlink to {target!r}, which leads out of the image "
+                    f"through the symlink {via!r}; refusing to {self._verb}. {TRUSTED_SOURCES}"
+                )
+
+    def _escape_route(self, name: str) -> str | None:
+        """The last symlink followed on the way out of the image, or None if `name` stays inside."""
+        resolved = name.split("/")[:-1]
+        pending = self._symlinks[name].split("/")
+        if pending[0] == "":
+            return None  # absolute: the container's own root (the rule for every absolute link)
+        via = name
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not resolved:
+                    return via
+                resolved.pop()
+                continue
+            here = "/".join([*resolved, part])
+            link = self._symlinks.get(here)
+            if link is None:
+                resolved.append(part)
+                continue
+            hops += 1
+            if hops > _MAX_SYMLINK_HOPS or link.startswith("/"):
+                return None  # a loop ends in ELOOP; an absolute link is allowed anyway
+            via = here
+            pending = link.split("/") + pending
+        return None
+
     def _resolve_parents(self, name: str) -> str | None:
         *pending, last = name.split("/")
         resolved: list[str] = []
@@ -554,11 +594,18 @@ def _require_end_marker(tar: tarfile.TarFile) -> None:
         raise _Unreadable(str(exc) or type(exc).__name__) from exc
     if block != tarfile.NUL * tarfile.BLOCKSIZE:
         raise _Unreadable("it stops before the end-of-archive marker")
+    # Reading on to the end is what makes gzip check its CRC: a flipped bit in a member's data would otherwise
+    # be imported without a word, since tar stops at the marker.
+    try:
+        while tar.fileobj.read(1 << 16):
+            pass
+    except _READ_ERRORS as exc:
+        raise _Unreadable(str(exc) or type(exc).__name__) from exc
 
 
 def _unreadable_error(label: str, exc: _Unreadable) -> RootfsError:
     return RootfsError(
-        f"{label} is truncated or not a tar archive ({exc}). Download or export it again; an image is a "
+        f"{label} is truncated, damaged or not a tar archive ({exc}). Download or export it again; an image is a "
         "tarball (plain, .gz, .bz2 or .xz) or a directory holding a root filesystem."
     )
 
@@ -682,6 +729,7 @@ def import_image(source: Path, dest: Path) -> ImageInfo:
             else:
                 _copy_tarball(source, image, rules)
             rules.require_shell()
+            rules.require_links_inside()
     except _Unreadable as exc:
         raise _unreadable_error(label, exc) from None
     return ImageInfo(dest, image.members, image.size, str(source))
@@ -748,6 +796,7 @@ def extract_image(image: Path, dest: Path) -> None:
         with _open_tar(image) as tar:
             members = _admitted_members(tar, rules)
             rules.require_shell()
+            rules.require_links_inside()
             _extract_members(tar, members, dest, label)
     except _Unreadable as exc:
         raise _unreadable_error(label, exc) from None
