@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +45,10 @@ def plain(text: str) -> str:
 class Learner:
     """One `workshop` on a pty, driven like a person would: type a line, wait for what the screen shows."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], args: Sequence[str] = ()) -> None:
         self.log = io.StringIO()
         self.child = pexpect.spawn(
-            sys.executable, ["-m", "workshop"], cwd=str(REPO), env={**env, "TERM": "dumb"}, encoding="utf-8",
+            sys.executable, ["-m", "workshop", *args], cwd=str(REPO), env={**env, "TERM": "dumb"}, encoding="utf-8",
             codec_errors="replace", dimensions=(40, 120), timeout=30,
         )  # fmt: skip
         self.child.logfile_read = self.log
@@ -86,13 +86,16 @@ class Learner:
         return self.child.exitstatus  # type: ignore[no-any-return]
 
     def run_to_pid_1(self) -> None:
-        """`start unshare-pid`, then Enter for step 1 (unpack the image) and step 2 (a shell that is PID 1)."""
+        """`start unshare-pid`, then Enter for step 1 (unpack the image) and step 2 (a shell that is PID 1): a "try
+        it" step, so Enter only shows it, and `skip` has workshop type it."""
         self.wait_for(PROMPT)
         self.type("start unshare-pid")
         self.wait_for(lesson_prompt("unshare-pid", 1, UNSHARE_STEPS, "container"))
         self.type("")
         self.wait_for(lesson_prompt("unshare-pid", 2, UNSHARE_STEPS, "host"))
         self.type("")
+        self.wait_for(lesson_prompt("unshare-pid", 2, UNSHARE_STEPS, "container"))
+        self.type("skip")
         step2 = self.wait_for(lesson_prompt("unshare-pid", 3, UNSHARE_STEPS, "container"))
         assert "my PID is 1" in step2
         assert "step done" in step2, step2[-2000:]
@@ -112,12 +115,12 @@ class Learner:
 
 
 @pytest.fixture
-def learner(workshop_env: dict[str, str], host_unchanged: HostState) -> Iterator[Callable[[], Learner]]:
+def learner(workshop_env: dict[str, str], host_unchanged: HostState) -> Iterator[Callable[..., Learner]]:
     """Starts `workshop` (as often as a test asks); torn down before `host_unchanged` compares the host."""
     started: list[Learner] = []
 
-    def start() -> Learner:
-        started.append(Learner(workshop_env))
+    def start(*args: str) -> Learner:
+        started.append(Learner(workshop_env, args))
         return started[-1]
 
     yield start
@@ -341,12 +344,17 @@ def test_next_start_after_kill_9_offers_the_cleanup(
     offer = me.wait_for("undo them now? [Y/n] ")
     assert "ended without cleaning up" in offer
     me.type("y")
-    report = words(me.wait_for(PROMPT))
+    report = words(me.wait_for("resuming unshare-pid at step 3"))
     assert re.search(r"session-procs \S+: removed \(\d+ processes\)", report), report
     assert re.search(r"path \S+: removed", report), report
-    assert traces(state_dir, ids, timeout=0) == []
+    # then the lesson the crash interrupted reopens where it was, in a session of its own; nothing of the
+    # crashed one is left: not its daemon, not its work dir, not its journal
+    me.wait_for(lesson_prompt("unshare-pid", 3, UNSHARE_STEPS, "container"))
+    left = traces(state_dir, ids, timeout=0)
+    assert not [t for t in left if "sleep 1000" in t or any(i in t for i in ids)], left
     me.type("quit")
     assert me.wait_exit() == 0
+    assert traces(state_dir, session_ids(state_dir)) == []
 
 
 # -- the command line ------------------------------------------------------------------------------------------------

@@ -1,0 +1,436 @@
+"""Learner mode: a learner types a "try it" step themselves, asks for hints, skips a step, quits, and comes back
+to the same step with the earlier steps rebuilt on the kernel; `reset` starts over from a clean state.
+
+The end-to-end story drives the real `workshop` on a pty (see tests/test_e2e.py); the test itself reads the
+kernel (PID namespaces, NSpid, roots) to confirm what workshop says. Smaller pieces run in-process or without
+root: progress files (also broken ones), what a failing check says is missing, the transcript formats.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pwd
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from tests.conftest import run_workshop
+from tests.hygiene import HostState
+from tests.test_e2e import Learner, lesson_prompt, our_processes, session_ids, words
+from workshop import runner
+from workshop.environment import Environment
+from workshop.model import Check, Lesson, Run, Step, Where
+from workshop.progress import Owner, Progress, progress_file
+from workshop.session import LessonSession
+from workshop.shell import Shell
+from workshop.transcript import Recorder, TranscriptError
+
+ENTER = "\r"
+CTRL_D = "\x04"
+UNSHARE = "unshare-pid"
+STEPS = 8
+PID_1_SHELL = "unshare -p -f --kill-child --mount-proc=rootfs/proc chroot rootfs /bin/sh"
+"""What the learner types for step 2; `rootfs` is relative to the console's working directory, the work dir."""
+
+
+def prompt(step: int, console: str) -> str:
+    return lesson_prompt(UNSHARE, step, STEPS, console)
+
+
+def nspid(pid: int) -> list[int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return [int(n) for n in re.search(r"^NSpid:\s+(.*)$", status, re.MULTILINE).group(1).split()]  # type: ignore[union-attr]
+
+
+def pid_1_containers(state_dir: Path, ids: set[str]) -> list[int]:
+    """Host PIDs of this session's shells that are PID 1 of a PID namespace other than ours, rooted in the work dir."""
+    found = []
+    for p in our_processes(state_dir, ids):
+        if not p.foreign_pidns or p.cmd != "/bin/sh":
+            continue
+        root = os.readlink(f"/proc/{p.pid}/root")
+        if nspid(p.pid)[-1] == 1 and root.startswith(str(state_dir / "sessions")) and root.endswith("/rootfs"):
+            found.append(p.pid)
+    return found
+
+
+# -- the whole story, as a learner, on a pty (root) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def learner(workshop_env: dict[str, str], host_unchanged: HostState) -> Iterator[Callable[..., Learner]]:
+    """Starts `workshop ARGS` on a pty, as often as a test asks; all torn down before the host is compared."""
+    started: list[Learner] = []
+
+    def start(*args: str) -> Learner:
+        started.append(Learner(workshop_env, args))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.teardown()
+
+
+@pytest.mark.root
+@pytest.mark.timeout(300)
+def test_a_learner_types_a_step_asks_for_hints_skips_quits_and_resumes(
+    learner: Callable[..., Learner],
+    workshop_env: dict[str, str],
+    state_dir: Path,
+    tmp_path: Path,
+    host_unchanged: HostState,
+) -> None:
+    transcript = tmp_path / "session.html"
+    me = learner("--record", str(transcript))
+    me.wait_for("workshop ❯ ")
+    me.type(f"start {UNSHARE}")
+    me.wait_for(prompt(1, "container"))
+    me.type("")  # step 1: unpack the image
+    me.wait_for(prompt(2, "host"))
+
+    # step 2 is a "try it" step: Enter shows it and its goal, and hands over the container console
+    me.type("")
+    shown = words(me.wait_for(prompt(2, "container")))
+    assert "your turn" in shown
+    assert "the container shell is PID 1 of a new PID namespace" in shown
+    ids = session_ids(state_dir)
+    assert pid_1_containers(state_dir, ids) == [], "workshop typed the step the learner was meant to type"
+
+    me.type("hint")
+    assert "hint: (1/3)" in me.wait_for(prompt(2, "container"))
+    me.type("hint")
+    second = me.wait_for(prompt(2, "container"))
+    assert "hint: (2/3)" in second
+    assert "rootfs" in second
+
+    # a line that does not reach the goal: the kernel is checked, and workshop says what is still missing
+    me.type("echo $$")
+    missing = words(me.wait_for(prompt(2, "container")))
+    assert "not there yet" in missing
+    assert "the container shell is PID 1 of a new PID namespace" in missing
+    assert pid_1_containers(state_dir, ids) == []
+
+    me.type(PID_1_SHELL)
+    reached = words(me.wait_for(prompt(3, "container")))
+    assert "goal reached ✓" in reached
+    assert "step done" in reached
+    assert "pstree" in reached and "● new" in reached, "no pstree and namespace view after the learner's line"
+    (container,) = pid_1_containers(state_dir, ids)  # what the kernel says, not what workshop printed
+    assert os.readlink(f"/proc/{container}/ns/pid") != os.readlink("/proc/self/ns/pid")
+
+    # `skip` has workshop run the next step, with the same views after it
+    me.type("skip")
+    skipped = words(me.wait_for(prompt(4, "host")))
+    assert "step 3/8" in skipped
+    assert f"NSpid: {container} 1" in skipped or re.search(rf"NSpid:\s+{container}\s+1", skipped)
+    assert "step done" in skipped and "pstree" in skipped
+
+    me.type("quit")
+    assert me.wait_exit() == 0
+    assert pid_1_containers(state_dir, ids) == [], "quit left the container running"
+    page = transcript.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "goal reached" in page and "unshare -p -f --kill-child" in page
+    assert "step 3/8" in page and "Two numbers for one process" in page
+
+    listing = words(run_workshop(["list"], workshop_env, timeout=60).stdout)
+    assert re.search(r"unshare-pid .* 3/8 ●●●○○○○○ ▶ at step 4", listing), listing
+
+    # back again: `workshop` reopens the lesson at step 4, after rebuilding steps 1 to 3 on a clean state
+    again = learner()
+    resumed = words(again.wait_for(prompt(4, "host"), timeout=120))
+    assert "resuming unshare-pid at step 4" in resumed
+    for k, title in ((1, "Unpack the image"), (2, "A shell that is PID 1"), (3, "Two numbers for one process")):
+        assert f"rebuilt step {k}/8: {title}" in resumed
+    new_ids = session_ids(state_dir) - ids
+    assert len(new_ids) == 1, "the resumed lesson runs in a session of its own"
+    (rebuilt,) = pid_1_containers(state_dir, new_ids)
+    assert rebuilt != container
+    assert os.readlink(f"/proc/{rebuilt}/ns/pid") != os.readlink("/proc/self/ns/pid")
+    assert os.readlink(f"/proc/{rebuilt}/root") == str(state_dir / "sessions" / next(iter(new_ids)) / "rootfs")
+
+    # `reset`: the lesson starts over from a clean state, and the saved progress is gone
+    again.type("reset")
+    fresh = words(again.wait_for(prompt(1, "container"), timeout=60))
+    assert "progress cleared" in fresh
+    assert pid_1_containers(state_dir, session_ids(state_dir)) == [], "reset kept the rebuilt container"
+    again.type("quit")
+    assert again.wait_exit() == 0
+    saved = json.loads((Path(workshop_env["XDG_STATE_HOME"]) / "workshop" / "progress.json").read_text())
+    assert saved["lessons"][UNSHARE]["done"] == [] and saved["lessons"][UNSHARE]["next"] == 0
+
+
+# -- in-process (root) ----------------------------------------------------------------------------------------------
+
+
+class ProbingShell(Shell):
+    """The real shell; after each line it reads the kernel with `probe` while the lesson still runs."""
+
+    def __init__(self, env: Environment, probe: Callable[[LessonSession], object], **kw: object) -> None:
+        super().__init__(env, history=InMemoryHistory(), **kw)  # type: ignore[arg-type]
+        self.probe = probe
+        self.seen: list[tuple[str, int | None, object]] = []
+
+    def handle(self, line: str) -> None:
+        super().handle(line)
+        s = self.lesson
+        self.seen.append((line, s.position if s else None, self.probe(s) if s else None))
+
+
+def run_shell(env: Environment, probe: Callable[[LessonSession], object], *keys: str) -> ProbingShell:
+    with create_pipe_input() as pipe:
+        output = DummyOutput()
+        with create_app_session(input=pipe, output=output):
+            shell = ProbingShell(env, probe, input=pipe, output=output)
+            pipe.send_text("".join(keys) + CTRL_D)
+            assert shell.run() == 0
+    return shell
+
+
+@pytest.fixture
+def env(state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Environment:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    return Environment(stdout=io.StringIO(), state_dir=state_dir, color=False, width=120)
+
+
+def container_uts(s: LessonSession) -> tuple[bool, str]:
+    """Whether the container console's process has a UTS namespace of its own, and its hostname there."""
+    pid = s.consoles["container"].focus_pid()
+    own = os.readlink(f"/proc/{pid}/ns/uts") != os.readlink("/proc/self/ns/uts")
+    name = os.popen(f"nsenter --target {pid} --uts hostname").read().strip()
+    return own, name
+
+
+@pytest.mark.root
+@pytest.mark.timeout(120)
+def test_the_goal_is_checked_after_each_line_and_says_what_is_missing(
+    env: Environment, host_unchanged: HostState
+) -> None:
+    shell = run_shell(
+        env,
+        container_uts,
+        "start process" + ENTER,
+        ENTER,  # step 1
+        ENTER,  # step 2 is a try-it step: shown, not run
+        "unshare --uts /bin/sh" + ENTER,
+        "solution" + ENTER,
+        "hint" + ENTER,
+        "hint" + ENTER,
+        "hint" + ENTER,
+        "hostname container-$WORKSHOP_SESSION" + ENTER,
+        "quit" + ENTER,
+    )
+    out = env.stdout.getvalue()  # type: ignore[attr-defined]
+    assert "Traceback" not in out and "internal error" not in out
+    by_line = {line: (position, kernel) for line, position, kernel in shell.seen}
+    assert by_line[""][0] == 1
+    assert by_line["unshare --uts /bin/sh"][0] == 1, "half the goal moved the lesson on"
+    assert by_line["unshare --uts /bin/sh"][1][0] is True  # type: ignore[index]
+    assert "still missing" in out and "the kernel holds the new name in that namespace" in out
+    assert re.search(r"container# hostname container-[0-9a-f]{6}", out), "`solution` shows real values"
+    assert "hint: (1/2)" in out and "hint: (2/2)" in out and "no more hints" in out
+    position, (own_uts, hostname) = by_line["hostname container-$WORKSHOP_SESSION"]  # type: ignore[misc]
+    assert position == 2 and "goal reached ✓" in out
+    assert own_uts and re.fullmatch(r"container-[0-9a-f]{6}", hostname), hostname
+
+
+@pytest.mark.root
+@pytest.mark.timeout(120)
+def test_skip_types_a_try_it_step_for_the_learner(env: Environment, host_unchanged: HostState) -> None:
+    def pid_1(s: LessonSession) -> list[int]:
+        return nspid(s.consoles["container"].focus_pid())
+
+    shell = run_shell(env, pid_1, "start unshare-pid" + ENTER, ENTER, ENTER, "skip" + ENTER, "quit" + ENTER)
+    out = env.stdout.getvalue()  # type: ignore[attr-defined]
+    line, position, ids = shell.seen[3]
+    assert line == "skip" and position == 2
+    assert ids[-1] == 1 and len(ids) == 2, "after skip the container shell is not PID 1 of a nested namespace"  # type: ignore[index]
+    assert "my PID is 1" in out and "step done" in out
+
+
+# -- without root ---------------------------------------------------------------------------------------------------
+
+
+def test_progress_remembers_where_the_learner_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "workshop" / "progress.json"
+    p = Progress(path)
+    p.at("chroot", 0, 5)
+    p.step_done("chroot", 0, 5)
+    p.step_done("chroot", 1, 5)
+    p.at("chroot", 2, 5)
+    again = Progress(path)
+    assert again.problem is None
+    assert again.to_resume({"chroot": 5}) == ("chroot", 2)
+    assert again.summary("chroot", 5) == "2/5 ●●○○○ ▶ at step 3"
+    again.left("chroot")
+    assert Progress(path).to_resume({"chroot": 5}) is None, "after `stop`, workshop does not reopen it by itself"
+    assert Progress(path).resume_at("chroot", 5) == 2, "but `start chroot` still picks it up"
+    again.reset("chroot")
+    assert Progress(path).resume_at("chroot", 5) == 0 and Progress(path).summary("chroot", 5) == ""
+
+
+def test_a_finished_lesson_is_not_reopened(tmp_path: Path) -> None:
+    p = Progress(tmp_path / "progress.json")
+    for k in range(3):
+        p.step_done("veth", k, 3)
+    p.at("veth", 3, 3)
+    assert p.to_resume({"veth": 3}) is None
+    assert p.resume_at("veth", 3) == 0
+    assert p.summary("veth", 3) == "✓ completed"
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", "[1, 2]", '{"version": 2, "lessons": {"x": {"done": "all"}}}', "\x00"]
+)
+def test_a_broken_progress_file_is_set_aside_not_a_crash(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "progress.json"
+    path.write_text(content)
+    p = Progress(path)
+    assert p.problem is not None and "starts afresh" in p.problem
+    assert (tmp_path / "progress.json.broken").read_text() == content, "the learner's old file was lost"
+    p.step_done("process", 0, 6)
+    assert Progress(path).summary("process", 6).startswith("1/6")
+
+
+def test_the_first_progress_format_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "progress.json"
+    path.write_text(json.dumps({"process": {"done": [0, 1, 2], "total": 6, "next": 3}}))
+    p = Progress(path)
+    assert p.problem is None
+    assert p.resume_at("process", 6) == 3 and p.summary("process", 6).startswith("3/6")
+
+
+def lesson_with(check: str) -> Lesson:
+    where = Where(Path("t.md"), 1)
+    step = Step(
+        "t", "", (Run("host", ("true",), where, try_it=True),), (Check("the file is there", check, where),), where
+    )
+    return Lesson("t", "T", "", (step,), Path("t.md"))
+
+
+def test_a_failing_check_says_which_part_of_the_goal_is_missing(tmp_path: Path) -> None:
+    there = tmp_path / "there"
+    there.write_text("x")
+    script = f"""# the file is there
+[ -e {there} ]
+# and it is not empty
+[ -s {there} ]
+# and it says hello
+grep -q hello {there}
+not true
+"""
+    session = LessonSession(Environment(state_dir=tmp_path), lesson_with(script), lambda e: None)
+    assert runner.unmet_goals(session, 0) == ["and it says hello"]
+    there.write_text("hello")
+    assert runner.unmet_goals(session, 0) == ["and it says hello"], "a helper that failed (`not`) counts too"
+    session = LessonSession(
+        Environment(state_dir=tmp_path), lesson_with(script.replace("not true", "")), lambda e: None
+    )
+    assert runner.unmet_goals(session, 0) == []
+
+
+def test_a_cast_transcript_is_asciinema_v2(tmp_path: Path) -> None:
+    terminal = io.StringIO()
+    rec = Recorder(tmp_path / "t.cast", terminal, width=100, height=30)
+    rec.stream.write("step 1/6 Your shell's namespaces\n")
+    rec.typed("process 1/6 host# echo hi")
+    rec.save()
+    assert terminal.getvalue() == "step 1/6 Your shell's namespaces\n", "the terminal no longer sees the output"
+    header, *events = [json.loads(line) for line in (tmp_path / "t.cast").read_text().splitlines()]
+    assert header["version"] == 2 and header["width"] == 100 and header["height"] == 30
+    assert all(isinstance(t, float) and kind == "o" for t, kind, _ in events)
+    assert [t for t, _, _ in events] == sorted(t for t, _, _ in events)
+    assert "".join(text for _, _, text in events) == "step 1/6 Your shell's namespaces\r\nprocess 1/6 host# echo hi\r\n"
+
+
+def test_an_html_transcript_keeps_the_text_and_colours(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path / "t.html", io.StringIO(), width=80)
+    rec.stream.write("\x1b[32m  ✓ the container shell is PID 1\x1b[0m\n<b>not markup</b>\n")
+    page = rec.save().read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "the container shell is PID 1" in page and "color: #" in page
+    assert "&lt;b&gt;not markup&lt;/b&gt;" in page
+
+
+@pytest.mark.parametrize("name", ["t.txt", "missing-dir/t.cast"])
+def test_a_transcript_path_that_cannot_work_is_refused_up_front(tmp_path: Path, name: str) -> None:
+    with pytest.raises(TranscriptError, match="--record"):
+        Recorder(tmp_path / name, io.StringIO())
+
+
+def test_record_with_a_bad_name_is_a_clear_error(workshop_env: dict[str, str], tmp_path: Path) -> None:
+    done = run_workshop(["--record", str(tmp_path / "t.txt"), "list"], workshop_env, timeout=60)
+    assert done.returncode == 2 and ".html" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.root
+@pytest.mark.timeout(180)
+def test_run_records_a_cast_of_every_step(
+    workshop_env: dict[str, str], tmp_path: Path, host_unchanged: HostState
+) -> None:
+    cast = tmp_path / "process.cast"
+    done = run_workshop(["run", "process", "--yes", "--quiet", "--record", str(cast)], workshop_env)
+    assert done.returncode == 0, done.stdout[-2000:]
+    header, *events = [json.loads(line) for line in cast.read_text().splitlines()]
+    assert header["version"] == 2
+    text = "".join(e[2] for e in events)
+    for k in range(1, 7):
+        assert f"step {k}/6" in text
+    assert "unshare --uts /bin/sh" in text and "process: 6/6 steps passed" in text
+
+
+def test_new_commands_are_suggested_when_mistyped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    env = Environment(stdout=io.StringIO(), state_dir=tmp_path, color=False, width=120)
+    run_shell(env, lambda s: None, "skpi" + ENTER, "solutoin" + ENTER, "reset" + ENTER, "quit" + ENTER)
+    out = env.stdout.getvalue()  # type: ignore[attr-defined]
+    assert "did you mean `skip`" in out and "did you mean `solution`" in out
+    assert "which lesson? `reset ID`" in out
+
+
+@pytest.mark.root
+def test_under_sudo_progress_belongs_to_the_invoking_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nobody = pwd.getpwnam("nobody")
+    monkeypatch.setenv("SUDO_USER", "nobody")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "root-xdg"))  # root's own setting is not theirs
+    assert progress_file() == Path(nobody.pw_dir) / ".local" / "state" / "workshop" / "progress.json"
+    owner = Owner(tmp_path, nobody.pw_uid, nobody.pw_gid)
+    p = Progress(tmp_path / "state" / "workshop" / "progress.json", owner=owner)
+    p.at("process", 0, 6)
+    for made in (p.path, p.path.parent, p.path.parent.parent):
+        assert (made.stat().st_uid, made.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid), made
+
+
+def test_an_unmet_goal_is_reported_quickly_even_with_eventually(tmp_path: Path) -> None:
+    script = "# the kernel finished it\neventually [ -e /nonexistent ]\n"
+    session = LessonSession(Environment(state_dir=tmp_path), lesson_with(script), lambda e: None)
+    t0 = time.monotonic()
+    assert runner.unmet_goals(session, 0) == ["the kernel finished it"]
+    assert time.monotonic() - t0 < 2.5, "the learner waits for this after every line"
+
+
+@pytest.mark.root
+@pytest.mark.timeout(120)
+def test_workshop_shell_lesson_opens_that_lesson(learner: Callable[..., Learner], host_unchanged: HostState) -> None:
+    me = learner("shell", "process")
+    opened = me.wait_for(lesson_prompt("process", 1, 6, "container"))
+    assert "A container is just a process" in opened and "press Enter to run the first step" in opened
+    me.type("quit")
+    assert me.wait_exit() == 0
+
+    typo = learner("shell", "proces")
+    said = words(typo.wait_for("workshop ❯ "))
+    assert "no lesson 'proces'; did you mean 'process'?" in said
+    typo.type("quit")
+    assert typo.wait_exit() == 0
