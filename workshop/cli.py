@@ -1,4 +1,4 @@
-"""`workshop [shell] | list | run | doctor | cleanup | rootfs | check`: parses, then calls the pieces."""
+"""`workshop [shell] | list | run | doctor | cleanup | rootfs | check | slides`: parses, then calls the pieces."""
 
 from __future__ import annotations
 
@@ -17,8 +17,15 @@ if TYPE_CHECKING:  # the real imports happen inside the commands: `workshop list
     from workshop.model import Lesson
     from workshop.render import Renderer
 
-COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "check")
+COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "check", "slides")
+THEMES = ("default", "projector")
+PLAIN_HELP = "no colour, ASCII only, no animation (NO_COLOR=1 alone drops the colour)"
+THEME_HELP = "projector: large and high contrast for a room (the default with --present)"
 NEEDS_ROOT = ("shell", "run", "cleanup", "rootfs")
+RECORD_HELP = "save a transcript: FILE.html (a web page) or FILE.cast (asciinema v2)"
+
+
+Handler = Callable[[Environment, argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,14 +33,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="workshop",
         description="An interactive teaching shell: how Linux containers really work, live on your kernel.",
     )
-    p.add_argument("--plain", action="store_true", help="no colours (also: NO_COLOR=1)")
+    p.add_argument("--plain", action="store_true", help=PLAIN_HELP)
+    p.add_argument("--theme", choices=THEMES, help=THEME_HELP)
+    p.add_argument("--record", type=Path, metavar="FILE", help=RECORD_HELP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("shell", help="the interactive shell (the default)")
+    shell = sub.add_parser("shell", help="the interactive shell (the default); reopens where you left off")
+    shell.add_argument("lesson", nargs="?", help="open this lesson (at the step where you left it)")
     sub.add_parser("list", help="lessons, whether they can run here, and your progress")
     run = sub.add_parser("run", help="run a lesson from start to end, showing every step")
     run.add_argument("lesson")
     run.add_argument("--yes", "-y", action="store_true", help="do not wait for a key between steps")
     run.add_argument("--quiet", action="store_true", help="leave out the pstree and namespace views")
+    run.add_argument(
+        "--present", action="store_true", help="trainer mode: lines typed out, a key per step, presenter notes"
+    )
+    run.add_argument(
+        "--pace", type=float, default=25.0, metavar="CPS", help="characters a second --present types (0: at once)"
+    )
     sub.add_parser("doctor", help="what this machine can run, and how to fix what it cannot")
     clean = sub.add_parser("cleanup", help="undo everything an earlier (crashed) session left behind")
     clean.add_argument("--all", action="store_true", help="also sessions whose workshop still runs")
@@ -41,13 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     rootfs.add_argument("--from", dest="source", metavar="TARBALL_OR_DIR", help="import this instead of building")
     check = sub.add_parser("check", help="validate lesson files")
     check.add_argument("paths", nargs="*", type=Path)
+    slides = sub.add_parser("slides", help="every lesson as an offline HTML slide deck, plus an index")
+    slides.add_argument("--out", type=Path, default=Path("slides"), metavar="DIR", help="where (default: ./slides)")
+    for command in sub.choices.values():  # also after the command: `workshop run process --plain`
+        command.add_argument("--plain", action="store_true", default=argparse.SUPPRESS, help=PLAIN_HELP)
+        command.add_argument("--theme", choices=THEMES, default=argparse.SUPPRESS, help=THEME_HELP)
+    for command in (shell, run):
+        command.add_argument("--record", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=RECORD_HELP)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     env = Environment.from_os()
-    first = next((a for a in args_list if not a.startswith("-")), None)
+    # `--theme projector`, `--record FILE`: values, not commands
+    values = {i + 1 for i, a in enumerate(args_list) if a in ("--theme", "--record")}
+    first = next((a for i, a in enumerate(args_list) if not a.startswith("-") and i not in values), None)
     if first is not None and first not in COMMANDS:
         from workshop.render import Renderer
 
@@ -58,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     if args.plain:
         env.color = False
+        env.plain = True
+    env.theme = args.theme or ("projector" if getattr(args, "present", False) else "default")
     command = args.command or "shell"
     if command in NEEDS_ROOT and not env.is_root:
         from workshop.render import Renderer
@@ -69,15 +96,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     signals.exit_on_termination()
     try:
+        if args.record is not None:
+            return _recorded(env, args, HANDLERS[command])
         return HANDLERS[command](env, args)
     except KeyboardInterrupt:
         return 130
 
 
+def _recorded(env: Environment, args: argparse.Namespace, handler: Handler) -> int:
+    """`--record FILE`: the command's output also goes into a transcript, saved however the command ends."""
+    from workshop.render import Renderer
+    from workshop.transcript import Recorder, TranscriptError
+
+    terminal = env.stdout
+    try:
+        args.recorder = Recorder(args.record, terminal)
+    except TranscriptError as e:
+        Renderer(env).error(str(e))
+        return 2
+    env.stdout = args.recorder.stream
+    try:
+        return handler(env, args)
+    finally:
+        env.stdout = terminal
+        saved = args.recorder.save()
+        Renderer(env).text(f"transcript saved: {saved}", "muted")
+
+
 def cmd_shell(env: Environment, args: argparse.Namespace) -> int:
     from workshop.shell import Shell
 
-    return Shell(env).run()
+    return Shell(env, start=getattr(args, "lesson", None), recorder=getattr(args, "recorder", None)).run()
 
 
 def cmd_list(env: Environment, args: argparse.Namespace) -> int:
@@ -114,6 +163,8 @@ def cmd_run(env: Environment, args: argparse.Namespace) -> int:
     if not _ready(env, catalog, lesson, out):
         return 1
     _clean_leftovers(env, out)
+    if args.present:
+        return _present(env, catalog, lesson, out, args)
     session = LessonSession(env, lesson, out)
     passed = 0
     try:
@@ -131,6 +182,22 @@ def cmd_run(env: Environment, args: argparse.Namespace) -> int:
     finally:
         session.close()
     total = len(lesson.steps)
+    out.text(f"{lesson.id}: {passed}/{total} steps passed", "check.pass" if passed == total else "check.fail")
+    return 0 if passed == total else 1
+
+
+def _present(env: Environment, catalog: Catalog, lesson: Lesson, out: Renderer, args: argparse.Namespace) -> int:
+    from workshop import presenter
+
+    if args.yes:
+        out.error("--present waits for the trainer's keys and --yes for none: choose one")
+        return 2
+    if not args.pace >= 0:  # NaN too
+        out.error(f"--pace {args.pace:g}: give characters per second, 0 or more (0 shows lines at once)")
+        return 2
+    out.pace = args.pace
+    total = len(lesson.steps)
+    passed = presenter.present(env, lesson, out, on_step_done=lambda i: catalog.progress.step_done(lesson.id, i, total))
     out.text(f"{lesson.id}: {passed}/{total} steps passed", "check.pass" if passed == total else "check.fail")
     return 0 if passed == total else 1
 
@@ -238,7 +305,32 @@ def cmd_check(env: Environment, args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS: dict[str, Callable[[Environment, argparse.Namespace], int]] = {
+def cmd_slides(env: Environment, args: argparse.Namespace) -> int:
+    from workshop import loader, slides
+    from workshop.render import Renderer
+
+    out = Renderer(env)
+    try:
+        lessons = loader.load_all(loader.lesson_files(env.lessons_dir))
+    except loader.LessonError as e:
+        out.error(f"some lesson files are broken:\n{e}")
+        return 1
+    if not lessons:
+        out.error(f"no lesson files found in {env.lessons_dir}")
+        return 1
+    if args.out.exists() and not args.out.is_dir():
+        out.error(f"{args.out} is not a directory: give --out a directory for the decks")
+        return 2
+    try:
+        written = slides.build(lessons, args.out)
+    except OSError as e:
+        out.error(f"cannot write the slides to {args.out}: {e.strerror or e}")
+        return 1
+    out.text(f"{len(written) - 1} decks and {slides.INDEX} written to {args.out}/", "check.pass")
+    return 0
+
+
+HANDLERS: dict[str, Handler] = {
     "shell": cmd_shell,
     "list": cmd_list,
     "run": cmd_run,
@@ -246,4 +338,5 @@ HANDLERS: dict[str, Callable[[Environment, argparse.Namespace], int]] = {
     "cleanup": cmd_cleanup,
     "rootfs": cmd_rootfs,
     "check": cmd_check,
+    "slides": cmd_slides,
 }

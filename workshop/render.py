@@ -2,37 +2,47 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.markup import escape
 from rich.padding import Padding
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from workshop import events as ev
 from workshop.environment import Environment
-from workshop.theme import THEME
+from workshop.theme import AsciiStream, theme_named
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `workshop list` must start fast: events pulls in the consoles (pexpect), markdown its parser
+    from rich.markdown import Markdown
+    from rich.panel import Panel
+
+    from workshop import events as ev
     from workshop.doctor import Finding
     from workshop.journal import Undone
     from workshop.model import Lesson
 
 
 def make_console(env: Environment) -> Console:
+    color = env.color and not env.plain
     return Console(
-        file=env.stdout,
-        theme=THEME,
-        no_color=not env.color,
+        file=cast(TextIO, AsciiStream(env.stdout)) if env.plain else env.stdout,
+        theme=theme_named(env.theme),
+        no_color=not color,
         width=env.width,
         highlight=False,
-        color_system="auto" if env.color else None,
+        color_system="auto" if color else None,
         emoji=False,
     )
+
+
+def _markdown(text: str) -> Markdown:
+    from rich.markdown import Markdown
+
+    return Markdown(text)
 
 
 class Renderer:
@@ -44,15 +54,23 @@ class Renderer:
         self.observe = observe
         """Show pstree and namespaces after each step (off for quiet tests)."""
         self.last_observed: ev.Observed | None = None
+        self.present = False
+        """Trainer mode: presenter notes are shown (never to learners, never in `--yes` runs)."""
+        self.pace = 0.0
+        """Characters per second at which a step's lines are typed out before they run; 0 shows them at once."""
+        self._in_step = False
+        self._theme = env.theme
 
     # -- events ---------------------------------------------------------------------------------------------------
     def __call__(self, event: ev.Event) -> None:
+        from workshop import events as ev
+
         if isinstance(event, ev.LessonStarted):
             self.lesson_started(event)
         elif isinstance(event, ev.StepStarted):
             self.step_started(event)
         elif isinstance(event, ev.LineTyped):
-            self.out.print(Text.assemble((f"{event.console}# ", "console.name"), (event.line, "command")))
+            self.line_typed(event)
         elif isinstance(event, ev.OutputLine):
             self.out.print(Text.assemble(("  │ ", "muted"), (event.text, "output")), soft_wrap=True)
         elif isinstance(event, ev.LineFinished):
@@ -73,23 +91,34 @@ class Renderer:
     def lesson_started(self, e: ev.LessonStarted) -> None:
         self.out.print(Rule(Text(f"{e.lesson.title}", style="lesson.title")))
         if e.lesson.summary:
-            self.out.print(Markdown(e.lesson.summary))
+            self.out.print(_markdown(e.lesson.summary))
         consoles = ", ".join(e.lesson.consoles)
         self.out.print(Text(f"session {e.session} · consoles: {consoles} · work dir {e.workdir}", style="muted"))
 
     def step_started(self, e: ev.StepStarted) -> None:
         total = len(e.lesson.steps)
         self.out.print()
-        self.out.print(
-            Rule(
-                Text.assemble((f"step {e.index + 1}/{total} ", "step.counter"), (e.step.title, "step.title")),
-                align="left",
-            )
-        )
+        title = Text.assemble((f"step {e.index + 1}/{total} ", "step.counter"), (e.step.title, "step.title"))
+        self.out.print(self._big(title) if self.env.theme == "projector" else Rule(title, align="left"))
         if e.prose:
-            self.out.print(Markdown(e.prose))
+            self.out.print(_markdown(e.prose))
         for example in e.step.examples:
             self.out.print(Padding(Text(example, style="muted"), (0, 0, 0, 4)))
+        if self.present:
+            self.notes(e.step.notes)
+        self._in_step = True
+
+    def line_typed(self, e: ev.LineTyped) -> None:
+        prompt = Text(f"{e.console}# ", style="console.name")
+        if self.pace <= 0 or self.env.plain or not self._in_step:  # a line typed by a person is not typed again
+            self.out.print(Text.assemble(prompt, (e.line, "command")))
+            return
+        # display only, so the room can follow: the line itself is sent to the console once it is all shown
+        self.out.print(prompt, end="")
+        for ch in e.line:
+            self.out.print(Text(ch, style="command"), end="")
+            time.sleep(1 / self.pace)
+        self.out.print()
 
     def line_finished(self, e: ev.LineFinished) -> None:
         r = e.result
@@ -136,6 +165,7 @@ class Renderer:
                 self.out.print(view)
 
     def step_finished(self, e: ev.StepFinished) -> None:
+        self._in_step = False
         if e.passed:
             self.out.print(Text("step done", style="check.pass"))
         else:
@@ -168,10 +198,40 @@ class Renderer:
         self.out.print(Text(text, style=style))
 
     def markdown(self, text: str) -> None:
-        self.out.print(Markdown(text))
+        self.out.print(_markdown(text))
 
     def hint(self, text: str) -> None:
         self.out.print(Text.assemble(("hint: ", "hint"), (text, "")))
+
+    # -- trainer mode -----------------------------------------------------------------------------------------------
+    def _big(self, title: Text) -> Panel:
+        """A title a room can read: a heavy full-width box with air around it."""
+        from rich import box
+        from rich.panel import Panel
+
+        return Panel(title, box=box.HEAVY, expand=True, padding=(1, 2), border_style="step.counter")
+
+    def notes(self, notes: Iterable[str]) -> None:
+        """Presenter notes, in a panel of their own so nobody mistakes them for the lesson's text."""
+        from rich.panel import Panel
+
+        for note in notes:
+            title = Text("notes for the trainer", style="notes.title")
+            self.out.print(Panel(_markdown(note), title=title, title_align="left", border_style="notes"))
+
+    def presenting(self, on: bool, pace: float) -> None:
+        """Trainer mode switched in the REPL: notes shown, lines typed out, the projector theme (or back)."""
+        self.present = on
+        self.pace = pace if on else 0.0
+        self.env.theme = "projector" if on else self._theme
+        self.out = make_console(self.env)
+
+    def footer(self, text: str) -> None:
+        self.out.print(Text(f" {text} ", style="footer"))
+
+    def prompt(self, text: str) -> None:
+        """A prompt the user answers on the same line (the terminal echoes what they type)."""
+        self.out.print(Text(text, style="console.name"), end="")
 
     # -- reports ---------------------------------------------------------------------------------------------------
     def lessons(self, lessons: Sequence[Lesson], unmet: dict[str, list[str]], progress: dict[str, str]) -> None:
