@@ -12,11 +12,26 @@ import pytest
 from tests.conftest import REPO, require_tool, run_workshop
 
 
-def test_list_shows_the_curriculum_with_what_can_run_here(workshop_env: dict[str, str]) -> None:
-    done = run_workshop(["list"], workshop_env)
+CURRICULUM = [
+    "process",
+    "chroot",
+    "unshare-pid",
+    "mount-ns",
+    "namespaces",
+    "overlay",
+    "cgroup-pids",
+    "veth",
+    "nsenter",
+    "capstone",
+]
+
+
+def test_list_shows_the_curriculum_in_teaching_order_with_what_can_run_here(workshop_env: dict[str, str]) -> None:
+    done = run_workshop(["list", "--plain"], workshop_env)
     assert done.returncode == 0, done.stderr
-    for lesson_id in ("process", "chroot", "unshare-pid"):
-        assert lesson_id in done.stdout
+    first_words = [line.split()[0] for line in done.stdout.splitlines() if line.split()]
+    shown = [word for word in first_words if word in CURRICULUM]
+    assert shown == CURRICULUM, done.stdout
     assert "can run here" in done.stdout
 
 
