@@ -88,11 +88,18 @@ class Journal:
             "created": time.time(),
         }
         path = journal_dir / f"{session}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(header) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        # written aside, then linked into place with its header: another session reading the journals at that
+        # moment would take an empty file for a dead session's leftover, and undo and delete it under us
+        aside = journal_dir / f".{session}.jsonl.new"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(header) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(aside, path)  # fails if the journal exists, as O_EXCL would
+        finally:
+            os.unlink(aside)
         return cls(path, header, [])
 
     def record(self, kind: str, target: str, **extra: Any) -> Entry:
@@ -385,6 +392,21 @@ def claimed_elsewhere(journal_dir: Path, kind: str, target: str, session: str) -
         j.session != session and any(e.kind == kind and e.target == target for e in j.entries)
         for j in journals(journal_dir)
     )
+
+
+def hostname_before(journal_dir: Path, session: str) -> str:
+    """The host's name from before the running sessions began: what a session puts back if a lesson line renamed
+    the host. With the name of the moment instead, a session started after another one's mistake would, when it
+    ends last, rename the host again to the mistaken name that the other one had put right."""
+    running = sorted(
+        (j for j in journals(journal_dir) if j.session != session and j.owner_alive()),
+        key=lambda j: float(j.header.get("created", 0)),
+    )
+    for j in running:
+        for e in j.entries:
+            if e.kind == "hostname":
+                return e.target
+    return socket.gethostname()
 
 
 def iter_leftovers(journal_dir: Path) -> Iterator[Journal]:
