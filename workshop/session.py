@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import sys
 
 from workshop import cgroups, extras, observer, primitives, signals, variables
 from workshop.consoles import Console
 from workshop.environment import Environment
 from workshop.events import CleanedUp, LessonStarted, Observed, Sink
-from workshop.journal import Journal, claimed_elsewhere
+from workshop.journal import Journal, claimed_elsewhere, hostname_before
 from workshop.model import Lesson
 
 
@@ -50,7 +49,7 @@ class LessonSession:
     def start(self) -> None:
         self.journal = Journal.create(self.env.journal_dir, self.id, self.workdir)
         # catch-alls first, so they are undone last: processes die, then mounts go, then the files
-        self.journal.record("hostname", socket.gethostname())
+        self.journal.record("hostname", hostname_before(self.env.journal_dir, self.id))
         self.journal.record("path", str(self.workdir))
         self.journal.record("mounts-under", str(self.workdir))
         self.journal.record("session-procs", str(self.workdir))
