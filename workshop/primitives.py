@@ -28,10 +28,12 @@ def prepare_cgroup_parent(journal: Journal, layout: cgroups.CgroupLayout, plan: 
     def shared(kind: str, target: Path) -> bool:
         return claimed_elsewhere(journal_dir, kind, str(target), journal.session)
 
-    if not parent.exists() or shared("cgroup-parent", parent):
-        journal.record("cgroup-parent", str(parent), version=version)
-        with contextlib.suppress(FileExistsError):  # another session may make it at the same moment
-            parent.mkdir()
+    # Journaled by every session that uses it, whoever made it: the parent is the tool's own (its name is the
+    # tool's, see `cgroups.pids_parent`) and is removed only once empty, so the session that ends last removes
+    # it, even when sessions keep their journals in different state dirs and cannot see each other's claims.
+    journal.record("cgroup-parent", str(parent), version=version)
+    with contextlib.suppress(FileExistsError):  # another session may make it at the same moment
+        parent.mkdir()
     controls = [parent.parent / "cgroup.subtree_control", parent / "cgroup.subtree_control"]
     for control in [c for c in controls if c in plan.enable_pids_in or shared("subtree-control", c)]:
         journal.record("subtree-control", str(control))
