@@ -315,6 +315,11 @@ def test_arbitrary_text_inside_a_step_loads_or_says_file_and_line(
         SYNTHETIC.replace("order: 7", f"order: {text}", 1),
         SYNTHETIC.replace("  box:", f"  {text}:", 1),
         SYNTHETIC.replace("```creates", f"```{text}", 1),
+        SYNTHETIC.replace("id: fuzz-base", f"id: {text}", 1),
+        SYNTHETIC.replace("consoles: [host, container]", f"consoles: [host, {text}]", 1),
+        SYNTHETIC.replace("requires: [root, unshare]", f"requires: [{text}]", 1),
+        SYNTHETIC.replace("mount {{rootfs}}/proc", text, 1),
+        SYNTHETIC.replace("```run container timeout=5", f"```run container {text}", 1),
     ):
         data = damaged.encode()
         path.write_bytes(data)
@@ -352,6 +357,15 @@ def test_values_that_once_crashed_the_loader_are_problems(tmp_path: Path, old: s
     line = SYNTHETIC.split("\n").index(old) + 1
     assert [p.where.line for p in caught.value.problems] == [line], str(caught.value)
     assert_a_lesson_or_file_line_problems(path, data)
+
+
+def test_a_regular_expression_error_shows_control_characters_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "lesson.md"
+    path.write_text(SYNTHETIC.replace("^box-", "[0-\x1f", 1))
+    with pytest.raises(loader.LessonError) as caught:
+        loader.load_lesson(path)
+    assert "bad character range 0-\\x1f" in str(caught.value)
+    assert "\x1f" not in str(caught.value)
 
 
 def test_line_numbers_count_newlines_only(tmp_path: Path) -> None:

@@ -209,7 +209,7 @@ class _LessonBuilder:
 
     def console(self, name: str, where: Where) -> str:
         if name not in self.consoles:
-            known = ", ".join(self.consoles)
+            known = ", ".join(c for c in self.consoles if CONSOLE_RE.match(c))  # a bad name has its own problem
             self.p.problems.append(
                 Problem(
                     where,
@@ -312,7 +312,7 @@ class _LessonBuilder:
                             warnings.simplefilter("ignore")
                             re.compile(pattern)
                     except (re.error, OverflowError, RecursionError) as e:  # a huge {n}, deep nesting
-                        self.p.problems.append(Problem(where, f"expect lines are regular expressions: {e}"))
+                        self.p.problems.append(Problem(where, f"expect lines are regular expressions: {_printable(e)}"))
                         continue
                     expects.append(Expect(console, pattern, where))
             elif f.role == "creates":
@@ -350,6 +350,12 @@ class _LessonBuilder:
             examples=tuple(examples),
             notes=tuple(notes),
         )
+
+
+def _printable(error: Exception) -> str:
+    """An error's text with control characters escaped: re quotes the pattern's own bytes, and a terminal would
+    act on them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(error))
 
 
 _SUBSHELL = re.compile(r"\$\([^()]*\)|'[^']*'|\"[^\"]*\"")
