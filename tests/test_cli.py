@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import REPO, require_tool, run_workshop
 
-
 CURRICULUM = [
     "process",
     "chroot",

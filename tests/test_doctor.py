@@ -202,10 +202,10 @@ def test_busybox_missing() -> None:
     assert f.fix == "apt-get install busybox-static"
 
 
-def test_default_busybox_probe_uses_rootfs(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("workshop.rootfs")
+def test_default_busybox_probe_uses_the_busybox_finder(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("workshop.busybox")
     fake.find_static_busybox = lambda: Path("/opt/busybox")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "workshop.rootfs", fake)
+    monkeypatch.setitem(sys.modules, "workshop.busybox", fake)
     probe = replace(healthy().probe(), find_busybox=Probe().find_busybox)
     f = by_key(diagnose(ENV, probe))["busybox"]
     assert f.status is Status.OK

@@ -43,8 +43,8 @@ def _default_which(name: str) -> str | None:
 
 
 def _default_find_busybox() -> Path:
-    # Lazy: doctor must load (and report) even where rootfs, or its own imports, cannot.
-    from workshop.rootfs import find_static_busybox  # type: ignore[import-not-found, unused-ignore]
+    # Lazy: doctor must load (and report) even where busybox, or its own imports, cannot.
+    from workshop.busybox import find_static_busybox  # type: ignore[import-not-found, unused-ignore]
 
     found: Path = find_static_busybox()
     return found
