@@ -33,8 +33,10 @@ from workshop.environment import Environment
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
 NS_TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
 WAITING = "press Enter for the next step"
-SEPARATE_STATE = ("veth", "cgroup-pids", "mount-ns")
-"""Lessons with host-wide resources (a parent cgroup, /run/netns): also run with one state dir per session."""
+SEPARATE_STATE = ("cgroup-pids", "mount-ns", "capstone")
+"""Lessons with host-wide resources (the parent cgroup): also run with one state dir per session. Not veth: with two
+state dirs, /run/netns is left behind when its maker ends first (see the xfail below), which lockstep runs hit
+by chance."""
 
 
 # -- watching the kernel while sessions run ----------------------------------------------------------------------------
@@ -257,17 +259,28 @@ def test_two_learners_run_the_same_lesson_at_once(
     assert_host_clean(host_unchanged, dirs)
 
 
-VIEWED = [lesson for lesson in LESSONS if {"mounts", "cgroups"} & set(lesson.observe)]
-
-
-@pytest.mark.root
-@pytest.mark.timeout(400)
-@pytest.mark.xfail(
+VIEWS_SHOW_OTHERS = pytest.mark.xfail(
     reason="the mounts and cgroups views show the host's whole mount table and every cgroup under the tool's "
     "parent, so a learner sees another learner's overlay mounts and ws<id> cgroups appear as changes of their own "
     "step (extras.read_mounts / read_cgroups do not keep to the session's work dir and cgroup)",
 )
-@pytest.mark.parametrize("lesson", VIEWED, ids=[lesson.id for lesson in VIEWED])
+
+
+def _makes_host_visible(lesson: loader.Lesson) -> bool:
+    """Mounts in the host's mount namespace or cgroups under the tool's parent, which every learner can list."""
+    return any(c.kind in ("mount", "cgroup") for step in lesson.steps for c in step.creates)
+
+
+VIEWED = [
+    pytest.param(lesson, id=lesson.id, marks=[VIEWS_SHOW_OTHERS] if _makes_host_visible(lesson) else [])
+    for lesson in LESSONS
+    if {"mounts", "cgroups"} & set(lesson.observe)
+]
+
+
+@pytest.mark.root
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("lesson", VIEWED)
 def test_a_learners_views_show_only_their_own_resources(
     lesson: loader.Lesson, workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
 ) -> None:
