@@ -41,6 +41,10 @@ KINDS = (
 )
 
 
+CLOSING = {"closing": True}
+"""The line a journal gets when its session starts undoing."""
+
+
 @dataclass(frozen=True)
 class Entry:
     kind: str
@@ -75,6 +79,8 @@ class Journal:
         self.path = path
         self.header = header
         self.entries = entries
+        self.closing = False
+        """Its session has begun undoing: it no longer holds on to what it shares with others."""
 
     # -- writing ----------------------------------------------------------------------------------------------
     @classmethod
@@ -121,6 +127,7 @@ class Journal:
     def read(cls, path: Path) -> Journal:
         header: dict[str, Any] = {}
         entries: list[Entry] = []
+        closing = False
         with open(path) as f:
             for n, line in enumerate(f):
                 try:
@@ -130,10 +137,15 @@ class Journal:
                 if n == 0:
                     header = data
                     continue
+                if data == CLOSING:
+                    closing = True
+                    continue
                 kind, target = data.pop("kind", None), data.pop("target", None)
                 if kind in KINDS and isinstance(target, str):
                     entries.append(Entry(kind, target, data))
-        return cls(path, header, entries)
+        journal = cls(path, header, entries)
+        journal.closing = closing
+        return journal
 
     @property
     def session(self) -> str:
@@ -148,6 +160,12 @@ class Journal:
     # -- undoing ----------------------------------------------------------------------------------------------
     def undo(self) -> list[Undone]:
         """Undoes every entry, newest first; removes the journal only when nothing failed, so a retry is possible."""
+        if not self.closing:  # said first: two sessions ending at once must not each keep a shared thing for the other
+            self.closing = True
+            with contextlib.suppress(OSError), open(self.path, "a") as f:
+                f.write(json.dumps(CLOSING) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
         results = [Undone(e, _undo(e, self.session)) for e in reversed(self.entries)]
         if not any(r.failed for r in results):
             with contextlib.suppress(FileNotFoundError):
@@ -314,8 +332,30 @@ def _undo_dir(entry: Entry, session: str) -> str:
     return "removed"
 
 
+def _running_elsewhere(entry: Entry, session: str) -> str | None:
+    """A running session (other than `session`, and not ending itself) that journaled the same shared resource, if
+    the entry says where journals are: it may be between two steps with no cgroup of its own in the parent, about to
+    make one."""
+    journal_dir = entry.extra.get("journals")
+    if not isinstance(journal_dir, str):
+        return None
+    for j in journals(Path(journal_dir)):
+        if (
+            j.session != session
+            and not j.closing
+            and j.owner_alive()
+            and any(e.kind == entry.kind and e.target == entry.target for e in j.entries)
+        ):
+            return j.session
+    return None
+
+
 def _undo_cgroup_parent(entry: Entry, session: str) -> str:
-    """The tool's parent cgroup is shared by concurrent sessions: never kill in it, remove it only when empty."""
+    """The tool's parent cgroup is shared by concurrent sessions: never kill in it, remove it only when empty and
+    no running session has it journaled (the one that ends last removes it)."""
+    other = _running_elsewhere(entry, session)
+    if other is not None:
+        return f"kept: session {other} still uses it"
     try:
         os.rmdir(entry.target)
     except FileNotFoundError:
@@ -330,6 +370,9 @@ def _undo_cgroup_parent(entry: Entry, session: str) -> str:
 def _undo_subtree_control(entry: Entry, session: str) -> str:
     from workshop import cgroups
 
+    other = _running_elsewhere(entry, session)
+    if other is not None:
+        return f"kept: session {other} still uses the pids controller"
     try:
         cgroups.disable_pids(Path(entry.target))
     except cgroups.ControllerInUse:

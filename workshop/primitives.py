@@ -31,12 +31,12 @@ def prepare_cgroup_parent(journal: Journal, layout: cgroups.CgroupLayout, plan: 
     # Journaled by every session that uses it, whoever made it: the parent is the tool's own (its name is the
     # tool's, see `cgroups.pids_parent`) and is removed only once empty, so the session that ends last removes
     # it, even when sessions keep their journals in different state dirs and cannot see each other's claims.
-    journal.record("cgroup-parent", str(parent), version=version)
+    journal.record("cgroup-parent", str(parent), version=version, journals=str(journal_dir))
     with contextlib.suppress(FileExistsError):  # another session may make it at the same moment
         parent.mkdir()
     controls = [parent.parent / "cgroup.subtree_control", parent / "cgroup.subtree_control"]
     for control in [c for c in controls if c in plan.enable_pids_in or shared("subtree-control", c)]:
-        journal.record("subtree-control", str(control))
+        journal.record("subtree-control", str(control), journals=str(journal_dir))
         cgroups.enable_pids(control)
 
 
