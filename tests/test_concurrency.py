@@ -490,3 +490,42 @@ def test_a_journal_appears_with_its_header_or_not_at_all(tmp_path: Path, monkeyp
     (found,) = journal.journals(journal_dir)
     assert found.header["owner_pid"] == os.getpid() and found.session == created.session
     assert [p.name for p in journal_dir.iterdir()] == ["cccccc.jsonl"]
+
+
+def _running_journal(journal_dir: Path, session: str, owner: subprocess.Popen[bytes], *entries: dict[str, str]) -> Path:
+    """A journal as another learner's running workshop (`owner`) keeps it."""
+    stat = procfs.read_stat(Path("/proc"), owner.pid)
+    assert stat is not None
+    header = {"session": session, "owner_pid": owner.pid, "owner_start": stat.starttime, "created": 1.0}
+    path = journal_dir / f"{session}.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in (header, *entries)))
+    return path
+
+
+def test_the_parent_cgroup_stays_while_another_running_session_uses_it(tmp_path: Path) -> None:
+    """Capstone's container removes its own cgroup when it exits, and the lesson starts it again a line later: in
+    between, the tool's parent cgroup is empty. Another learner's session ending (or `workshop cleanup` undoing a
+    crashed one) then must not remove the parent: the running lesson's next line would find it gone."""
+    journal_dir = tmp_path / "journal"
+    journal_dir.mkdir()
+    parent = tmp_path / "workshop"  # stands in for the parent cgroup: undoing it is an rmdir when empty
+    parent.mkdir()
+    claim = {"kind": "cgroup-parent", "target": str(parent), "version": "v1", "journals": str(journal_dir)}
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        running = _running_journal(journal_dir, "aaaaaa", other, claim)
+        ending = journal.Journal.create(journal_dir, "bbbbbb", tmp_path / "work")
+        ending.record("cgroup-parent", str(parent), version="v1", journals=str(journal_dir))
+        assert [u.outcome for u in ending.undo()] == ["kept: session aaaaaa still uses it"]
+        assert parent.is_dir()
+
+        # both ending at once: the one that began undoing first no longer holds on to it
+        with running.open("a") as f:
+            f.write(json.dumps(journal.CLOSING) + "\n")
+        last = journal.Journal.create(journal_dir, "cccccc", tmp_path / "work")
+        last.record("cgroup-parent", str(parent), version="v1", journals=str(journal_dir))
+        assert [u.outcome for u in last.undo()] == ["removed"]
+        assert not parent.exists()
+    finally:
+        other.kill()
+        other.wait()
