@@ -380,11 +380,6 @@ def test_a_crash_while_a_lesson_starts_is_undone_at_once(
 
 @pytest.mark.root
 @pytest.mark.skipif(CRASH_LESSON not in LESSONS_BY_ID, reason=f"no {CRASH_LESSON} lesson")
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.run_step sets session.last_run only when a step ends, so after a crash `again` (which the "
-    "error message recommends) re-runs the step before the one that crashed",
-)
 def test_again_after_a_crash_retries_the_step_that_crashed(
     repl_env: Environment, monkeypatch: pytest.MonkeyPatch, host_unchanged: HostState
 ) -> None:
@@ -429,11 +424,6 @@ def test_a_crash_in_workshop_run_is_undone(
 
 @pytest.mark.root
 @pytest.mark.skipif(CRASH_LESSON not in LESSONS_BY_ID, reason=f"no {CRASH_LESSON} lesson")
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.main catches KeyboardInterrupt only: an internal error in `workshop run` is undone (its finally) "
-    "but reaches the user as a Python traceback, not as a message with the log's path and an exit status",
-)
 def test_a_crash_in_workshop_run_is_reported_without_a_traceback(
     workshop_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, host_unchanged: HostState
 ) -> None:

@@ -101,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return HANDLERS[command](env, args)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug in workshop: what it made is undone by the handler's finally; no traceback
+        from workshop import crashlog
+        from workshop.render import Renderer
+
+        log = crashlog.record(env.state_dir)
+        Renderer(env).error(f"workshop hit an internal error ({type(e).__name__}: {e}). Details: {log}")
+        return 70  # EX_SOFTWARE
 
 
 def _recorded(env: Environment, args: argparse.Namespace, handler: Handler) -> int:

@@ -55,6 +55,7 @@ def run_step(session: LessonSession, index: int, part: Part = "all") -> StepOutc
     """
     lesson = session.lesson
     step = lesson.steps[index]
+    session.last_run = index  # set now, not at the end: after a crash mid-step, `again` retries this step
     if part != "try":
         _show_pending(session)
         session.sink(StepStarted(lesson, index, step, session.substitute(step.prose)))

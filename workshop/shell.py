@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import ColorDepth, Output
 
-from workshop import journal, learner, loader, observer, replay, runner, signals, views
+from workshop import crashlog, journal, learner, loader, observer, replay, runner, signals, views
 from workshop.catalog import Catalog
 from workshop.environment import Environment
 from workshop.render import Renderer
@@ -323,12 +322,7 @@ class Shell:
             self.out.text("left as is; `cleanup` or `sudo workshop cleanup` undoes them later", "muted")
 
     def _log_crash(self) -> str:
-        path = self.env.state_dir / "workshop.log"
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as f:
-                f.write(traceback.format_exc() + "\n")
-        return str(path)
+        return str(crashlog.record(self.env.state_dir))
 
     # -- commands -----------------------------------------------------------------------------------------------------
     def cmd_lessons(self, arg: str) -> None:
