@@ -33,10 +33,9 @@ from workshop.environment import Environment
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
 NS_TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
 WAITING = "press Enter for the next step"
-SEPARATE_STATE = ("cgroup-pids", "mount-ns", "capstone")
-"""Lessons with host-wide resources (the parent cgroup): also run with one state dir per session. Not veth: with two
-state dirs, /run/netns is left behind when its maker ends first (see the xfail below), which lockstep runs hit
-by chance."""
+SEPARATE_STATE = ("cgroup-pids", "mount-ns", "veth", "capstone")
+"""Lessons with host-wide resources (the parent cgroup, /run/netns): also run with one state dir per session, where
+neither session can read the other's journal."""
 
 
 # -- watching the kernel while sessions run ----------------------------------------------------------------------------
@@ -422,12 +421,6 @@ def test_learners_with_separate_state_dirs_share_the_parent_cgroup(
 @pytest.mark.root
 @pytest.mark.timeout(300)
 @pytest.mark.skipif("veth" not in {x.id for x in LESSONS}, reason="no veth lesson")
-@pytest.mark.xfail(
-    strict=True,
-    reason="/run/netns is removed by the session that made it, or one that saw another session's claim on it in "
-    "its own state dir; the host may have had it (ip netns makes it), so a session cannot simply claim it too. With "
-    "two state dirs, when its maker ends first it is kept (the other's name is in it) and then left behind",
-)
 def test_learners_with_separate_state_dirs_share_run_netns(
     workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
 ) -> None:

@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import REPO
 from tests.hygiene import HostState
 from workshop import procfs
-from workshop.journal import Entry, Journal, JournalError, iter_leftovers, journals
+from workshop.journal import Entry, Journal, JournalError, iter_leftovers, journals, made_by_workshop, make_shared_dir
 
 PROC = Path("/proc")
 
@@ -199,6 +199,26 @@ def test_undo_goes_newest_first_and_removes_the_journal(tmp_path: Path) -> None:
 
     # a second undo has nothing left to do
     assert [r.outcome for r in j.undo()] == ["already gone", "already gone"]
+
+
+@pytest.mark.root  # trusted.* extended attributes need CAP_SYS_ADMIN
+def test_a_shared_dir_the_tool_made_carries_its_mark_and_the_last_session_removes_it(tmp_path: Path) -> None:
+    """Two learners with separate state dirs cannot read each other's journals: the mark on /run/netns itself
+    tells the second one that the tool made it, so it co-owns it rather than leaving it behind."""
+    hosts = tmp_path / "hosts"
+    hosts.mkdir()
+    assert not made_by_workshop(str(hosts)), "a directory the host had is never the tool's"
+    shared = tmp_path / "netns"
+    first, second = new_journal(tmp_path / "a"), new_journal(tmp_path / "b")
+    first.record("dir", str(shared))
+    make_shared_dir(str(shared))
+    assert made_by_workshop(str(shared))
+    second.record("dir", str(shared))
+    (shared / "second-c1").write_text("")  # the second learner's name in it
+    assert [r.outcome for r in first.undo()] == ["kept: something else uses it now"]
+    (shared / "second-c1").unlink()
+    assert [r.outcome for r in second.undo()] == ["removed"]
+    assert not shared.exists()
 
 
 def test_a_path_entry_removes_a_file_or_a_symlink_but_not_what_it_points_to(tmp_path: Path) -> None:

@@ -428,6 +428,27 @@ _UNDO = {
 }
 
 
+# Sessions with separate state dirs cannot read each other's journals: a shared directory the tool made
+# (/run/netns) carries the mark itself, so a later session co-owns it and whichever ends last removes it.
+MADE_MARK = "trusted.workshop.made"
+
+
+def make_shared_dir(target: str) -> None:
+    """Makes a shared directory (already journaled) and marks it as the tool's; the lesson's own `mkdir -p` then
+    finds it there. A filesystem without trusted xattrs only loses the sharing across state dirs."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(target)
+    with contextlib.suppress(OSError):
+        os.setxattr(target, MADE_MARK, b"1")
+
+
+def made_by_workshop(target: str) -> bool:
+    try:
+        return os.getxattr(target, MADE_MARK) == b"1"
+    except OSError:
+        return False
+
+
 def claimed_elsewhere(journal_dir: Path, kind: str, target: str, session: str) -> bool:
     """Whether another session's journal owns this resource: a shared one (/run/netns, the tool's parent cgroup)
     is then claimed by this session too, so whichever session ends last removes it."""

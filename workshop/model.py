@@ -69,7 +69,8 @@ class Creates:
     """A resource a step is about to create, journaled before the step runs so it is undone whatever happens.
 
     `kind` is one of `mount`, `path`, `dir`, `netns`, `link`, `cgroup`; `target` is a path or name (a template).
-    `dir` is a directory the host may already have (`/run/netns`): it is undone only if the tool created it.
+    `dir` is a directory the host may already have (`/run/netns`): it is undone only if the tool created it, by
+    the last session using it.
     """
 
     kind: str

@@ -14,7 +14,7 @@ from workshop import cgroups, extras, observer, primitives, signals, variables
 from workshop.consoles import Console
 from workshop.environment import Environment
 from workshop.events import CleanedUp, LessonStarted, Observed, Sink
-from workshop.journal import Journal, claimed_elsewhere, hostname_before
+from workshop.journal import Journal, claimed_elsewhere, hostname_before, made_by_workshop, make_shared_dir
 from workshop.model import Lesson
 
 
@@ -132,8 +132,16 @@ class LessonSession:
     def record_created(self, kind: str, target: str) -> None:
         """Journals a resource a step is about to create (its `creates` block), preparing what it needs first."""
         assert self.journal is not None
-        if kind in ("dir", "path"):
-            # what the host already has is never ours to remove, unless another session made it (and may end first)
+        if kind == "dir":
+            # the host's own directory is never ours to remove; one another session made is co-owned, since that
+            # session may end first, and then the last one out removes it
+            if not os.path.lexists(target):
+                self.journal.record(kind, target)
+                make_shared_dir(target)
+            elif made_by_workshop(target) or claimed_elsewhere(self.env.journal_dir, kind, target, self.id):
+                self.journal.record(kind, target)
+            return
+        if kind == "path":
             if not os.path.lexists(target) or claimed_elsewhere(self.env.journal_dir, kind, target, self.id):
                 self.journal.record(kind, target)
             return
