@@ -17,25 +17,15 @@ from rich.console import Console, RenderableType
 
 from tests.conftest import require_root, require_tool
 from tests.ns_inodes import HOST_NS, NEW_MNT
-from workshop import cgroups, extra_views, extras, observer
+from workshop import cgroups, extra_views, observer
+from workshop.cgroup_changes import diff_cgroups, read_cgroups
+from workshop.changes import Mark
 from workshop.environment import Environment
 from workshop.events import Event, Observed
-from workshop.extras import (
-    CgroupPlace,
-    Link,
-    LinksSnapshot,
-    Mark,
-    diff_cgroups,
-    diff_extras,
-    diff_links,
-    diff_mounts,
-    parse_mounts,
-    read_cgroups,
-    read_extras,
-    read_links,
-    read_mounts,
-)
+from workshop.extras import CgroupPlace, diff_extras, read_extras
+from workshop.link_changes import Link, LinkReader, LinksSnapshot, diff_links, read_links
 from workshop.model import Lesson
+from workshop.mount_changes import MountsSnapshot, diff_mounts, parse_mounts, read_mounts
 from workshop.observer import Proc, Snapshot
 from workshop.render import Renderer
 from workshop.session import LessonSession
@@ -111,7 +101,7 @@ def fake_proc(root: Path, files: Mapping[str, str]) -> Path:
     return root / "proc"
 
 
-def mounts_text(before: extras.MountsSnapshot | None, after: extras.MountsSnapshot) -> str:
+def mounts_text(before: MountsSnapshot | None, after: MountsSnapshot) -> str:
     return render(extra_views.mounts_view(diff_mounts(before, after)))
 
 
@@ -324,7 +314,7 @@ LO = Link(1, "lo", "loopback", up=True, carrier=True, addresses=("127.0.0.1/8", 
 ETH0 = Link(2, "eth0", "device", up=True, carrier=True, addresses=("192.168.1.5/24",))
 
 
-def fake_reader(namespaces: Mapping[str | None, tuple[Link, ...]]) -> extras.LinkReader:
+def fake_reader(namespaces: Mapping[str | None, tuple[Link, ...]]) -> LinkReader:
     def read(ns_path: str | None) -> tuple[Link, ...]:
         if ns_path not in namespaces:
             raise FileNotFoundError(2, "No such file or directory", ns_path)

@@ -13,22 +13,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from workshop.extras import (
-    CgroupRow,
-    CgroupsDiff,
-    ExtrasDiff,
-    Link,
-    LinkRow,
-    LinksDiff,
-    Mark,
-    Mount,
-    MountChange,
-    MountNsReport,
-    MountsDiff,
-    NetNs,
-    NetNsReport,
-    peer_of,
-)
+from workshop.cgroup_changes import CgroupRow, CgroupsDiff
+from workshop.changes import Mark
+from workshop.extras import ExtrasDiff
+from workshop.link_changes import Link, LinkRow, LinksDiff, NetNs, NetNsReport, peer_of
+from workshop.mount_changes import Mount, MountChange, MountNsReport, MountsDiff
 
 MOUNTS_HEADING = "mounts — what changed in each mount namespace"
 CGROUPS_HEADING = "cgroups — pids limits and who is in them"
