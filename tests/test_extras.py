@@ -19,7 +19,7 @@ from tests.conftest import require_root, require_tool
 from tests.ns_inodes import HOST_NS, NEW_MNT
 from workshop import cgroups, extra_views, observer
 from workshop.cgroup_changes import diff_cgroups, read_cgroups
-from workshop.changes import Mark
+from workshop.changes import Mark, Scope
 from workshop.environment import Environment
 from workshop.events import Event, Observed
 from workshop.extras import CgroupPlace, diff_extras, read_extras
@@ -101,8 +101,8 @@ def fake_proc(root: Path, files: Mapping[str, str]) -> Path:
     return root / "proc"
 
 
-def mounts_text(before: MountsSnapshot | None, after: MountsSnapshot) -> str:
-    return render(extra_views.mounts_view(diff_mounts(before, after)))
+def mounts_text(before: MountsSnapshot | None, after: MountsSnapshot, width: int = 100) -> str:
+    return render(extra_views.mounts_view(diff_mounts(before, after)), width)
 
 
 def test_the_first_observation_shows_only_a_count_per_mount_namespace(tmp_path: Path) -> None:
@@ -305,6 +305,137 @@ def test_without_a_pids_controller_the_cgroups_view_says_why(tmp_path: Path) -> 
 
     text = render(extra_views.extra_views(diff_extras(None, snap))[0])
     assert "cgroups: unavailable (no pids controller: cgroup v1: no hierarchy has the pids controller)" in text
+
+
+# --- two learners on one machine: each view keeps to its own session ---
+
+MINE, THEIRS = "1a2b3c", "4d5e6f"
+"""Two sessions sharing a state dir, as learners on a trainer's VM share /var/lib/workshop."""
+
+
+def two_learners(tmp_path: Path) -> tuple[Scope, Path, Path]:
+    """This learner's scope, its work dir, and the other learner's work dir beside it."""
+    sessions = tmp_path / "state" / "sessions"
+    for session in (MINE, THEIRS):
+        (sessions / session).mkdir(parents=True)
+    return Scope(sessions / MINE, MINE), sessions / MINE, sessions / THEIRS
+
+
+def overlay_line(mount_id: int, workdir: Path, n: int = 1) -> str:
+    return (
+        f"{mount_id} 27 0:{mount_id} / {workdir}/merged{n} rw,relatime - overlay overlay "
+        f"rw,lowerdir={workdir}/rootfs,upperdir={workdir}/upper{n},workdir={workdir}/work{n}\n"
+    )
+
+
+def netns_line(mount_id: int, name: str) -> str:
+    """What `ip netns add NAME` mounts: the namespace's file, bound to /run/netns/NAME."""
+    return f"{mount_id} 27 0:4 net:[4026532{mount_id}] /run/netns/{name} rw - nsfs nsfs rw\n"
+
+
+def test_a_session_owns_its_work_dir_and_what_carries_its_id_and_sees_the_others_beside_it(tmp_path: Path) -> None:
+    scope, mine, theirs = two_learners(tmp_path)
+    others = scope.theirs()
+
+    assert scope.owns(f"{mine}/merged1") and scope.owns(str(mine))
+    assert scope.owns(f"ws{MINE}") and scope.owns(f"ws{MINE}-c1") and scope.owns(f"/run/netns/box-{MINE}")
+    assert not scope.owns(f"/x/ff{MINE}") and not scope.owns(f"{mine}2/merged1")  # a longer hex id, a longer name
+    assert others(f"{theirs}/merged1") and others(f"/run/netns/ws{THEIRS}-c1") and others(f"ws{THEIRS}")
+    assert not others("/proc") and not others(f"{mine}/merged1") and not others("/media/usb")
+    assert not others(str(mine.parent))  # the sessions dir is every session's
+
+
+def test_another_learners_mounts_on_the_host_are_never_shown_nor_counted(tmp_path: Path) -> None:
+    scope, mine, theirs = two_learners(tmp_path)
+    snap = host_and_container()  # both consoles in the host's mount namespace, like an overlay lesson's host
+    before = HOST_MOUNTINFO + overlay_line(60, theirs)
+    after = (
+        before
+        + overlay_line(61, theirs, 2)  # the other learner goes on with their lesson
+        + netns_line(62, f"ws{THEIRS}-c1")
+        + overlay_line(63, mine)  # what this learner's step did
+        + netns_line(64, f"ws{MINE}-sw")
+        + "65 27 8:17 / /media/usb rw - vfat /dev/sdb1 rw\n"  # and the machine's own business
+    )
+    first = read_mounts(fake_proc(tmp_path / "1", {"4200/mountinfo": before}), snap, TOOL, scope)
+    second = read_mounts(fake_proc(tmp_path / "2", {"4200/mountinfo": after}), snap, TOOL, scope)
+
+    text = mounts_text(None, first, 600) + "\n" + mounts_text(first, second, 600)
+
+    assert THEIRS not in text
+    assert text.splitlines()[1] == f"mount namespace {HOST_NS['mnt']} (host, container): 5 mounts"
+    assert text.splitlines()[3:] == [
+        f"mount namespace {HOST_NS['mnt']} (host, container): 8 mounts:",
+        f"  + overlay on {mine}/merged1 (lower={mine}/rootfs, upper={mine}/upper1, work={mine}/work1)",
+        f"  + nsfs on /run/netns/ws{MINE}-sw (nsfs[net:[402653264]])",
+    ]
+    # without a session (a test reading the machine), everything is shown, as before
+    assert f"{theirs}/merged2" in mounts_text(first, read_mounts(tmp_path / "2" / "proc", snap, TOOL), 300)
+
+
+def test_a_learners_new_mount_namespace_differs_from_the_host_by_what_they_did_only(tmp_path: Path) -> None:
+    scope, mine, theirs = two_learners(tmp_path)
+    # the container was copied from the host while the other learner had merged1 mounted; since then they
+    # unmounted it and mounted merged2, which the container never got
+    host = HOST_MOUNTINFO + overlay_line(61, theirs, 2)
+    container = (
+        CONTAINER_MOUNTINFO.replace("/x/merged1", f"{mine}/rootfs")
+        + overlay_line(160, theirs)
+        + "161 27 0:23 / /sys rw,relatime - sysfs sysfs rw\n"
+    )
+    proc_root = fake_proc(tmp_path, {"4200/mountinfo": host, "4242/mountinfo": container})
+
+    text = mounts_text(None, read_mounts(proc_root, host_and_container({"mnt": NEW_MNT}), TOOL, scope), 300)
+
+    assert text.splitlines()[2:] == [
+        f"mount namespace {NEW_MNT} (container): 7 mounts, new — how it differs from the host's:",
+        f"  + proc on {mine}/rootfs/proc",
+        "  + tmpfs on /tmp (scratch)",
+    ]
+
+
+def test_in_a_learners_own_namespace_their_changes_show_and_what_propagates_from_another_does_not(
+    tmp_path: Path,
+) -> None:
+    scope, _, theirs = two_learners(tmp_path)
+    snap = host_and_container({"mnt": NEW_MNT})
+    files = {"4200/mountinfo": HOST_MOUNTINFO, "4242/mountinfo": HOST_MOUNTINFO}  # / is shared, as systemd has it
+    before = read_mounts(fake_proc(tmp_path / "1", files), snap, TOOL, scope)
+    private_root = HOST_MOUNTINFO.replace("/ / rw,relatime shared:1", "/ / rw,relatime")  # `mount --make-rprivate /`
+    leaked = f"70 27 0:70 / {theirs}/shared/leak rw - tmpfs leak rw\n"  # the other learner's propagation lesson
+    files = {"4200/mountinfo": HOST_MOUNTINFO + leaked, "4242/mountinfo": private_root + leaked}
+    files["4242/mountinfo"] += "71 27 0:71 / /mnt rw - tmpfs rootless rw\n"  # a mount of the learner's own
+    after = read_mounts(fake_proc(tmp_path / "2", files), snap, TOOL, scope)
+
+    text = mounts_text(before, after, 300)
+
+    assert THEIRS not in text
+    assert text.splitlines()[1:] == [
+        f"mount namespace {HOST_NS['mnt']} (host): 5 mounts, no change",
+        f"mount namespace {NEW_MNT} (container): 6 mounts:",
+        "  ~ ext4 on / (/dev/vda)  propagation shared → private",
+        "  + tmpfs on /mnt (rootless)",
+    ]
+
+
+def test_a_learners_cgroups_view_lists_their_own_cgroups_only(tmp_path: Path) -> None:
+    scope, _, _ = two_learners(tmp_path)
+    proc_root, parent = cgroup_tree(tmp_path, v2=True)  # this learner's ws1a2b3c, the container in it
+    for name in (f"ws{MINE}/child", f"ws{MINE}-c1", f"ws{THEIRS}", f"ws{THEIRS}-c1"):
+        (parent / name).mkdir()
+    before = read_cgroups(proc_root, host_and_container(), parent, True, scope)
+    (parent / f"ws{THEIRS}-c1").rmdir()
+    (parent / f"ws{THEIRS}-c2").mkdir()
+    after = read_cgroups(proc_root, host_and_container(), parent, True, scope)
+
+    text = render(extra_views.cgroups_view(diff_cgroups(before, after)))
+
+    assert [c.name for c in after.cgroups] == [f"ws{MINE}", f"ws{MINE}-c1", f"ws{MINE}/child"]
+    assert THEIRS not in text and "removed" not in text and "+ " not in text
+    assert {c.name for c in read_cgroups(proc_root, host_and_container(), parent, True).cgroups} >= {
+        f"ws{THEIRS}",
+        f"ws{THEIRS}-c2",
+    }  # without a session, every cgroup below the tool's parent
 
 
 # --- links, replayed ---
@@ -590,3 +721,26 @@ def test_a_tmpfs_mounted_inside_a_new_mount_namespace_shows_there_only(tmp_path:
     assert "(container): " in text and "new — how it differs from the host's:" in text
     assert f"  + tmpfs on {target} (wsxtmp)" in text.splitlines()
     assert f"  - tmpfs on {target} (wsxtmp)" in mounts_text(second, third).splitlines()
+
+
+@pytest.mark.root
+def test_another_sessions_mount_in_a_learners_namespace_is_left_out_on_the_real_kernel(
+    tmp_path: Path, host_unchanged: object
+) -> None:
+    scope, mine, theirs = two_learners(tmp_path)
+    targets = {"mine": mine / "m", "theirs": theirs / "m", "elsewhere": tmp_path / "elsewhere"}
+    for target in targets.values():
+        target.mkdir()
+    with unshared("-m", "mnt") as pid:  # private: nothing of this reaches the host's mount namespace
+        snap = observer.snapshot(Path("/proc"), {"host": os.getpid(), "container": pid})
+        before = read_mounts(Path("/proc"), snap, scope=scope)
+        for name, target in targets.items():
+            inside(pid, "-m", "mount", "-t", "tmpfs", f"wsx{name}", str(target))
+        after = read_mounts(Path("/proc"), snap, scope=scope)
+
+    text = mounts_text(before, after, 300)
+    print(text)
+    lines = text.splitlines()
+    assert f"  + tmpfs on {targets['mine']} (wsxmine)" in lines
+    assert f"  + tmpfs on {targets['elsewhere']} (wsxelsewhere)" in lines  # in the learner's own namespace
+    assert THEIRS not in text and "wsxtheirs" not in text

@@ -1,7 +1,8 @@
 """The cgroups view: which pids cgroup each console's focus is in, and the lesson's cgroups with their limits.
 
-Reading works on a `/proc`-like root and any directory standing in for the tool's parent cgroup, so tests feed
-fixture trees; the diff is pure.
+Every learner's cgroups live under the tool's parent: given the session's `Scope`, the view lists the session's
+own (named after it) and what is below them. Reading works on a `/proc`-like root and any directory standing in
+for the tool's parent cgroup, so tests feed fixture trees; the diff is pure.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workshop.changes import UNREADABLE, read_text
+from workshop.changes import UNREADABLE, Scope, read_text
 from workshop.observer import Snapshot
 
 _MAX_CGROUPS = 32
@@ -86,7 +87,8 @@ def read_pids_cgroup(directory: Path, name: str) -> PidsCgroup:
     )
 
 
-def _cgroup_dirs(parent: Path) -> Iterator[tuple[Path, str]]:
+def _cgroup_dirs(parent: Path, scope: Scope | None) -> Iterator[tuple[Path, str]]:
+    """The cgroups below `parent`, or with a scope those of the session and everything below them."""
     stack = [parent]
     found = 0
     while stack and found < _MAX_CGROUPS:
@@ -96,6 +98,8 @@ def _cgroup_dirs(parent: Path) -> Iterator[tuple[Path, str]]:
                 subdirs = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
         except OSError:
             continue
+        if current == parent and scope is not None:
+            subdirs = [name for name in subdirs if scope.owns(name)]
         for name in subdirs:
             path = current / name
             found += 1
@@ -103,8 +107,11 @@ def _cgroup_dirs(parent: Path) -> Iterator[tuple[Path, str]]:
         stack.extend(current / name for name in reversed(subdirs))
 
 
-def read_cgroups(proc_root: Path, snap: Snapshot, parent: Path, v2: bool) -> CgroupsSnapshot:
-    """Each console's focus's pids cgroup, and every cgroup below `parent` (the tool's, see `pids_parent`)."""
+def read_cgroups(
+    proc_root: Path, snap: Snapshot, parent: Path, v2: bool, scope: Scope | None = None
+) -> CgroupsSnapshot:
+    """Each console's focus's pids cgroup, and the cgroups below `parent` (the tool's, see `pids_parent`): the
+    session's own with a scope (every learner's are there), all of them without."""
     members = []
     for console, pid in snap.focus.items():
         try:
@@ -112,7 +119,7 @@ def read_cgroups(proc_root: Path, snap: Snapshot, parent: Path, v2: bool) -> Cgr
         except UNREADABLE:
             path = None
         members.append(Membership(console, pid, path))
-    found = sorted(_cgroup_dirs(parent), key=lambda item: item[1])
+    found = sorted(_cgroup_dirs(parent, scope), key=lambda item: item[1])
     return CgroupsSnapshot(parent, v2, tuple(members), tuple(read_pids_cgroup(d, name) for d, name in found))
 
 

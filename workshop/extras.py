@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workshop.cgroup_changes import CgroupsDiff, CgroupsSnapshot, diff_cgroups, read_cgroups
+from workshop.changes import Scope
 from workshop.link_changes import LinkReader, LinksDiff, LinksSnapshot, diff_links, read_links
 from workshop.model import VIEWS
 from workshop.mount_changes import MountsDiff, MountsSnapshot, diff_mounts, read_mounts
@@ -51,17 +52,19 @@ def read_extras(
     reference_pid: int | str = "self",
     cgroup_place: Callable[[], CgroupPlace] | None = None,
     link_reader: LinkReader | None = None,
+    scope: Scope | None = None,
 ) -> ExtrasSnapshot:
-    """Reads the views named in `views` (unknown names are ignored: the loader has rejected them)."""
+    """Reads the views named in `views` (unknown names are ignored: the loader has rejected them); with the
+    session's `scope`, the mounts and cgroups views keep to what is the session's own (see `Scope`)."""
     wanted = tuple(v for v in views if v in VIEWS)
-    mounts = read_mounts(proc_root, snap, reference_pid) if "mounts" in wanted else None
+    mounts = read_mounts(proc_root, snap, reference_pid, scope) if "mounts" in wanted else None
     cgroups = None
     if "cgroups" in wanted:
         place = cgroup_place() if cgroup_place is not None else CgroupPlace(None, error="no cgroup layout given")
         if place.parent is None:
             cgroups = CgroupsSnapshot(Path(), place.v2, (), (), place.error or "no pids controller")
         else:
-            cgroups = read_cgroups(proc_root, snap, place.parent, place.v2)
+            cgroups = read_cgroups(proc_root, snap, place.parent, place.v2, scope)
     links = read_links(proc_root, snap, link_reader) if "links" in wanted else None
     return ExtrasSnapshot(wanted, mounts, cgroups, links)
 

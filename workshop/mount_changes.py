@@ -1,5 +1,10 @@
 """The mounts view: each mount namespace of the consoles, read from `/proc/PID/mountinfo`, and what changed.
 
+Learners share the host's mount table. Given the session's `Scope`, the view leaves out every other session's
+mounts, wherever they show (the host's table, or a copy of it in a new namespace), and of the host's own changes
+shows only those to the session's mounts (in its work dir, or named after it). What happens in the session's own
+namespaces is all shown: nobody else is in them.
+
 Reading works on a `/proc`-like root, so tests feed fixture trees; the diff is pure.
 """
 
@@ -11,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workshop.cgroups import parse_mountinfo
-from workshop.changes import UNREADABLE, Mark, focus_groups, printable, read_text
+from workshop.changes import UNREADABLE, Mark, Scope, focus_groups, printable, read_text
 from workshop.observer import Snapshot
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
@@ -118,18 +123,29 @@ class MountsSnapshot:
     """The tool's own table: what a new namespace is compared with."""
     unreadable: tuple[str, ...] = ()
     """Consoles whose focus process's mount namespace link could not be read."""
+    scope: Scope | None = None
+    """The session the tables were read for (other sessions' mounts are left out of them); None: no session."""
 
 
-def read_mounts(proc_root: Path, snap: Snapshot, reference_pid: int | str = "self") -> MountsSnapshot:
+def read_mounts(
+    proc_root: Path, snap: Snapshot, reference_pid: int | str = "self", scope: Scope | None = None
+) -> MountsSnapshot:
+    """The mount table of each mount namespace the consoles' focus processes are in, without other sessions'."""
+    theirs = scope.theirs() if scope is not None else None
+
+    def read(pid: int | str) -> tuple[Mount, ...] | None:
+        mounts = read_mounts_of(proc_root, pid)
+        if mounts is None or theirs is None:
+            return mounts
+        return tuple(m for m in mounts if not theirs(m.target))
+
     consoles, pids, unreadable = focus_groups(snap, "mnt")
-    tables = tuple(
-        MountTable(ns, tuple(names), pids[ns], read_mounts_of(proc_root, pids[ns])) for ns, names in consoles.items()
-    )
+    tables = tuple(MountTable(ns, tuple(names), pids[ns], read(pids[ns])) for ns, names in consoles.items())
     host_ns = snap.host_ns.get("mnt")
     host = next((t.mounts for t in tables if t.ns == host_ns and t.mounts is not None), None)
     if host is None:
-        host = read_mounts_of(proc_root, reference_pid)
-    return MountsSnapshot(tables, host_ns, host, tuple(unreadable))
+        host = read(reference_pid)
+    return MountsSnapshot(tables, host_ns, host, tuple(unreadable), scope)
 
 
 @dataclass(frozen=True)
@@ -189,6 +205,9 @@ def diff_mounts(before: MountsSnapshot | None, after: MountsSnapshot) -> MountsD
         if table.mounts is not None:
             if not first and old is not None and old.mounts is not None:
                 changes = tuple(_since(old.mounts, table.mounts))
+                if is_host and after.scope is not None:
+                    # the host's table changes under every learner: the session's own changes are what it shows
+                    changes = tuple(c for c in changes if after.scope.owns(c.mount.target))
             elif not is_host and after.host_mounts is not None:
                 changes = tuple(_against_host(table.mounts, after.host_mounts))
         reports.append(MountNsReport(table, is_host, first, changes))
