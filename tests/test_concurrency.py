@@ -258,23 +258,9 @@ def test_two_learners_run_the_same_lesson_at_once(
     assert_host_clean(host_unchanged, dirs)
 
 
-VIEWS_SHOW_OTHERS = pytest.mark.xfail(
-    reason="the mounts and cgroups views show the host's whole mount table and every cgroup under the tool's "
-    "parent, so a learner sees another learner's overlay mounts and ws<id> cgroups appear as changes of their own "
-    "step (extras.read_mounts / read_cgroups do not keep to the session's work dir and cgroup)",
-)
-
-
-def _makes_host_visible(lesson: loader.Lesson) -> bool:
-    """Mounts in the host's mount namespace or cgroups under the tool's parent, which every learner can list."""
-    return any(c.kind in ("mount", "cgroup") for step in lesson.steps for c in step.creates)
-
-
-VIEWED = [
-    pytest.param(lesson, id=lesson.id, marks=[VIEWS_SHOW_OTHERS] if _makes_host_visible(lesson) else [])
-    for lesson in LESSONS
-    if {"mounts", "cgroups"} & set(lesson.observe)
-]
+VIEWED = [pytest.param(lesson, id=lesson.id) for lesson in LESSONS if {"mounts", "cgroups"} & set(lesson.observe)]
+"""Lessons with the mounts or cgroups view: the host's mount table and the tool's parent cgroup list every learner's
+mounts and cgroups, and each learner's views must show their own only."""
 
 
 @pytest.mark.root
