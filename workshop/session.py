@@ -11,6 +11,7 @@ import secrets
 import sys
 
 from workshop import cgroups, extras, observer, primitives, signals, variables
+from workshop.changes import Scope
 from workshop.consoles import Console
 from workshop.environment import Environment
 from workshop.events import CleanedUp, LessonStarted, Observed, Sink
@@ -179,6 +180,7 @@ class LessonSession:
             self.env.proc_root,
             reference_pid=os.getpid(),
             cgroup_place=self._cgroup_place,
+            scope=Scope(self.workdir, self.id),
         )
         changes = extras.diff_extras(self.last_extras, now)
         self.last_extras = now
