@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -40,6 +42,21 @@ def test_list_answers_well_under_a_second(workshop_env: dict[str, str]) -> None:
     done = run_workshop(["list"], workshop_env)
     assert done.returncode == 0
     assert time.monotonic() - start < 1.0
+
+
+def test_list_does_not_load_the_image_code(workshop_env: dict[str, str]) -> None:
+    """`workshop list` is the first thing a learner types: it must not pay for tarfile and the image modules,
+    which only `workshop rootfs` and a lesson's start need (the start-up target is 150 ms)."""
+    probe = (
+        "import sys; from workshop import cli; cli.main(['list', '--plain']); "
+        "print('LOADED', sorted(m for m in ('tarfile', 'workshop.rootfs', 'workshop.image_tar', "
+        "'workshop.busybox_image', 'pyroute2') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=workshop_env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stdout
 
 
 def test_an_unknown_command_suggests_the_right_one(workshop_env: dict[str, str]) -> None:

@@ -1,7 +1,7 @@
 """Finding a busybox that can live in an empty image: statically linked, so it needs nothing from the host.
 
-Apart from `rootfs` (which builds and imports images, and pulls in tarfile and the decompressors) so that
-`doctor`, and with it `workshop list`, can ask "is there a usable busybox?" without loading all of that.
+Apart from the image code (`rootfs`, `busybox_image`, `image_tar`: they pull in tarfile and the decompressors) so
+that `doctor`, and with it `workshop list`, can ask "is there a usable busybox?" without loading all of that.
 """
 
 from __future__ import annotations
