@@ -18,6 +18,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pexpect
 import pytest
@@ -29,9 +31,11 @@ from prompt_toolkit.output import DummyOutput
 from tests.conftest import REPO, run_workshop
 from tests.hygiene import HostState
 from workshop import events as ev
+from workshop import runner, variables
 from workshop.environment import Environment
 from workshop.loader import load_lesson
 from workshop.render import Renderer
+from workshop.session import LessonSession
 from workshop.shell import Shell
 from workshop.theme import PROJECTOR_STYLES
 
@@ -62,6 +66,10 @@ echo presented > {{workdir}}/marker
 
 ```notes
 Ask the room who has used `unshare` before.
+```
+
+```notes
+The marker is in this session's work dir; its id is {{session}}. {{nowhere}} is no variable at all.
 ```
 
 ```check
@@ -244,6 +252,7 @@ def test_each_line_is_typed_out_and_the_tool_waits_for_a_key(
     assert (state_dir / "sessions" / session / "marker").read_text() == "presented\n"
     assert "notes for the trainer" in shown
     assert NOTE in words(shown)
+    assert f"its id is {session}." in words(shown), "the notes show this session's values, like the commands do"
 
     me.silent_for(1.0)
     assert own_hostnames(session) == set()  # step 2 waits for its key
@@ -440,6 +449,7 @@ def test_the_repl_switch_notes_typing_back_and_goto(
     first_step = steps[2]
     assert "notes for the trainer" in first_step[1]
     assert NOTE in words(first_step[1])
+    assert f"its id is {first_step[3]}." in words(first_step[1])
     assert "host# echo presented" in first_step[1]
     assert (steps[3][2], steps[4][2]) == (2, 3)  # goto 3 stands before step 3; Enter runs it
     assert "the hostname from step 2 lives in the container's UTS namespace" in steps[4][1]
@@ -465,7 +475,8 @@ def renderer(plain: bool = False, theme: str = "default") -> tuple[Renderer, io.
 
 def started(lessons: Path) -> ev.StepStarted:
     lesson = load_lesson(lessons / "present-demo" / "lesson.md")
-    return ev.StepStarted(lesson, 0, lesson.steps[0], lesson.steps[0].prose)
+    step = lesson.steps[0]
+    return ev.StepStarted(lesson, 0, step, step.prose, step.notes)
 
 
 def test_notes_are_rendered_only_when_presenting(lessons: Path) -> None:
@@ -477,6 +488,29 @@ def test_notes_are_rendered_only_when_presenting(lessons: Path) -> None:
     presenter(started(lessons))
     assert "notes for the trainer" in shown.getvalue()
     assert "Ask the room who has used unshare before." in " ".join(shown.getvalue().split())
+
+
+def test_notes_get_the_sessions_values_and_keep_a_name_it_does_not_know(lessons: Path) -> None:
+    step = load_lesson(lessons / "present-demo" / "lesson.md").steps[0]
+    values = {"session": "c0ffee42", "workdir": "/var/lib/workshop/sessions/c0ffee42"}
+
+    def value(name: str) -> str:
+        if name not in values:
+            raise variables.UnknownVariable(name)
+        return values[name]
+
+    session = cast(LessonSession, SimpleNamespace(value=value))
+    notes = runner.presenter_notes(session, step)
+    assert notes == (
+        "Ask the room who has used `unshare` before.",
+        "The marker is in this session's work dir; its id is c0ffee42. {{nowhere}} is no variable at all.",
+    )
+    presenter, shown = renderer()
+    presenter.present = True
+    lesson = load_lesson(lessons / "present-demo" / "lesson.md")
+    presenter(ev.StepStarted(lesson, 0, step, step.prose, notes))
+    assert "its id is c0ffee42." in words(shown.getvalue())
+    assert "{{session}}" not in shown.getvalue()
 
 
 def typed(out: Renderer, text: io.StringIO, line: str) -> tuple[str, float]:

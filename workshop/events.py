@@ -26,6 +26,8 @@ class StepStarted:
     step: Step
     prose: str
     """The step's text with its variables filled in."""
+    notes: tuple[str, ...]
+    """Its presenter notes, variables filled in too (the renderer shows them in trainer mode only)."""
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ class Renderer:
         for example in e.step.examples:
             self.out.print(Padding(Text(example, style="muted"), (0, 0, 0, 4)))
         if self.present:
-            self.notes(e.step.notes)
+            self.notes(e.notes)
         self._in_step = True
 
     def line_typed(self, e: ev.LineTyped) -> None:

@@ -46,6 +46,22 @@ def _show_pending(session: LessonSession) -> None:
             session.sink(OutputLine(name, line))
 
 
+def presenter_notes(session: LessonSession, step: Step) -> tuple[str, ...]:
+    """The step's notes with this session's values in them, so the trainer can point at the real paths.
+
+    `workshop check` does not lint notes, so a name the engine does not know stays as written: a note never stops
+    a step. `{{pid.X}}` is the process as the step begins, before its lines run.
+    """
+
+    def value(name: str) -> str:
+        try:
+            return session.value(name)
+        except variables.UnknownVariable:
+            return "{{" + name + "}}"
+
+    return tuple(variables.substitute(note, value) for note in step.notes)
+
+
 def run_step(session: LessonSession, index: int, part: Part = "all") -> StepOutcome:
     """Shows a step, journals what it creates, types its blocks, verifies the outcome and observes.
 
@@ -58,7 +74,7 @@ def run_step(session: LessonSession, index: int, part: Part = "all") -> StepOutc
     session.last_run = index  # set now, not at the end: after a crash mid-step, `again` retries this step
     if part != "try":
         _show_pending(session)
-        session.sink(StepStarted(lesson, index, step, session.substitute(step.prose)))
+        session.sink(StepStarted(lesson, index, step, session.substitute(step.prose), presenter_notes(session, step)))
         session.remember_before()
     ok = True
     interrupted = False
