@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import IN_CI
+from tests.hygiene import HostState
 from workshop.cgroups import (
     CgroupError,
     CgroupLayout,
@@ -488,3 +490,40 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "Z"  # gone while reading
+
+
+@pytest.mark.root
+def test_a_learner_ending_first_leaves_the_other_learners_pids_limit(tmp_path: Path, host_unchanged: HostState) -> None:
+    """Two learners with separate state dirs share the tool's parent cgroup. On cgroup v2 the pids controller is
+    switched on in the parent's cgroup.subtree_control: the first learner to end must not switch it off, or the
+    other learner's cgroup loses pids.max and pids.current in the middle of the fork-bomb lesson."""
+    from workshop import primitives
+    from workshop.journal import Journal
+
+    layout = current_layout(Environment())
+    if not layout.pids_available:
+        if IN_CI:
+            pytest.fail(f"no pids controller, and CI=true: {layout.detail}")
+        pytest.skip(layout.detail)
+    parent = pids_parent(layout, Path("/proc"))
+    if parent.exists():
+        pytest.skip(f"{parent} is in use by a running workshop")
+    version = "v2" if layout.pids_on_v2 else "v1"
+    learners = []
+    for who in ("first", "second"):
+        plan = plan_pids_cgroup(layout, f"t{os.getpid()}{who}", Path("/proc"))
+        journal = Journal.create(tmp_path / who / "journal", f"{who}{os.getpid()}", tmp_path / who / "work")
+        primitives.prepare_cgroup_parent(journal, layout, plan)
+        journal.record("cgroup", str(plan.path), version=version)
+        plan.path.mkdir()
+        (plan.path / "pids.max").write_text("5")
+        learners.append((journal, plan.path))
+    (first, _), (second, cgroup) = learners
+
+    assert not [u for u in first.undo() if u.failed]
+    assert (cgroup / "pids.max").read_text().strip() == "5", "the other learner's limit is gone"
+    assert (cgroup / "pids.current").exists()
+    assert parent.is_dir()
+
+    assert not [u for u in second.undo() if u.failed]
+    assert not parent.exists(), "the last learner out leaves the parent behind"

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import os
 from pathlib import Path
 
 from workshop import cgroups, processes
@@ -18,26 +19,45 @@ SUBNET_POOL = ipaddress.IPv4Network("10.200.0.0/13")
 """Where lesson subnets come from (10.200.0.0 – 10.207.255.255); each session leases one free /24."""
 
 
+HOST_PIDS_MARK = "trusted.workshop.host-pids"
+"""On the tool's parent cgroup: the tool switched pids on in the host's cgroup above it, so whichever session
+removes the parent last also switches it off, even a session whose journals are in another state dir."""
+
+
 def prepare_cgroup_parent(journal: Journal, layout: cgroups.CgroupLayout, plan: cgroups.CgroupPlan) -> None:
     """Makes the tool's parent cgroup and switches the pids controller on where v2 needs it, journaling each
     change first, so a lesson's plain `mkdir {{cgroup}}` works on v1 and v2 alike."""
     parent = plan.path.parent
     version = "v2" if layout.pids_on_v2 else "v1"
     journal_dir = journal.path.parent
+    host_control = parent.parent / "cgroup.subtree_control"
 
-    def shared(kind: str, target: Path) -> bool:
-        return claimed_elsewhere(journal_dir, kind, str(target), journal.session)
-
+    # The host's switch is journaled before the parent, so that it is undone after the parent is gone: while the
+    # parent exists with pids on for its children the kernel refuses "-pids" above it (EBUSY), and it stays.
+    ours = host_control in plan.enable_pids_in or _marked(parent)
+    if ours or claimed_elsewhere(journal_dir, "subtree-control", str(host_control), journal.session):
+        journal.record("subtree-control", str(host_control), journals=str(journal_dir))
+        cgroups.enable_pids(host_control)
     # Journaled by every session that uses it, whoever made it: the parent is the tool's own (its name is the
     # tool's, see `cgroups.pids_parent`) and is removed only once empty, so the session that ends last removes
     # it, even when sessions keep their journals in different state dirs and cannot see each other's claims.
     journal.record("cgroup-parent", str(parent), version=version, journals=str(journal_dir))
     with contextlib.suppress(FileExistsError):  # another session may make it at the same moment
         parent.mkdir()
-    controls = [parent.parent / "cgroup.subtree_control", parent / "cgroup.subtree_control"]
-    for control in [c for c in controls if c in plan.enable_pids_in or shared("subtree-control", c)]:
-        journal.record("subtree-control", str(control), journals=str(journal_dir))
-        cgroups.enable_pids(control)
+    if ours:
+        with contextlib.suppress(OSError):  # a kernel without xattrs on cgroupfs loses only the cross-dir case
+            os.setxattr(parent, HOST_PIDS_MARK, b"1")
+    if layout.pids_on_v2:
+        # Not journaled: the switch lives in the parent's own cgroup.subtree_control and goes with the parent.
+        # Switching it off while another learner's cgroup is below would take that cgroup's pids.max away.
+        cgroups.enable_pids(parent / "cgroup.subtree_control")
+
+
+def _marked(parent: Path) -> bool:
+    try:
+        return os.getxattr(parent, HOST_PIDS_MARK) == b"1"
+    except OSError:
+        return False
 
 
 def _network(text: str) -> ipaddress.IPv4Network | None:
