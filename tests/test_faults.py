@@ -143,9 +143,13 @@ def _diagnose(pid: int) -> str:
         commands = [
             f"{c} " + Path(f"/proc/{c}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80] for c in children
         ]
-    except OSError as e:
+        # after the command name: state, ppid, pgrp, session, tty, tpgid (the terminal's foreground group, which
+        # a typed ^C signals)
+        fields = (base / "stat").read_text().rpartition(")")[2].split()
+        groups = f"pgrp {fields[2]}, session {fields[3]}, terminal's foreground group {fields[5]}"
+    except (OSError, IndexError) as e:
         return f"(workshop pid {pid} unreadable: {e})"
-    return f"workshop pid {pid}: {'; '.join(status)}; wchan {wchan}; children {commands}"
+    return f"workshop pid {pid}: {'; '.join(status)}; {groups}; wchan {wchan}; children {commands}"
 
 
 DIAGNOSED = ("State", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
