@@ -222,7 +222,7 @@ def _wait_for_key(env: Environment, out: Renderer) -> bool:
     if not env.stdin.isatty():
         return True
     out.text("press Enter for the next step (q and Enter to stop)", "muted")
-    return env.stdin.readline().strip().lower() not in ("q", "quit")
+    return signals.read_line(env.stdin).strip().lower() not in ("q", "quit")
 
 
 def _clean_leftovers(env: Environment, out: Renderer) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TextIO
 
 _HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 _pending: list[int] = []
@@ -58,3 +60,29 @@ def held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def read_line(stream: TextIO) -> str:
+    """A line typed at a terminal. Ctrl-C, SIGTERM and SIGHUP end the wait even when Python dropped the exception
+    they raised (it does inside a __del__ or a weakref callback, and a read blocked in the kernel then never
+    returns): the wait looks at what arrived five times a second, and a learner's Ctrl-C always ends it."""
+    arrived: list[int] = []
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        arrived.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread: no handlers of our own
+        return stream.readline()
+    try:
+        while True:
+            check()
+            if arrived:
+                raise KeyboardInterrupt
+            ready, _, _ = select.select([stream], [], [], 0.2)
+            if ready:
+                return stream.readline()
+    finally:
+        signal.signal(signal.SIGINT, previous)
