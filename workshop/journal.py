@@ -435,16 +435,26 @@ MADE_MARK = "trusted.workshop.made"
 
 def make_shared_dir(target: str) -> None:
     """Makes a shared directory (already journaled) and marks it as the tool's; the lesson's own `mkdir -p` then
-    finds it there. A filesystem without trusted xattrs only loses the sharing across state dirs."""
+    finds it there."""
     with contextlib.suppress(FileExistsError):
         os.mkdir(target)
-    with contextlib.suppress(OSError):
-        os.setxattr(target, MADE_MARK, b"1")
+    set_mark(target, MADE_MARK)
 
 
 def made_by_workshop(target: str) -> bool:
+    return has_mark(target, MADE_MARK)
+
+
+def set_mark(target: str | Path, mark: str) -> None:
+    """A trusted.* extended attribute that says what the tool did to a shared resource. A filesystem without
+    them only loses the sharing across state dirs."""
+    with contextlib.suppress(OSError):
+        os.setxattr(target, mark, b"1")
+
+
+def has_mark(target: str | Path, mark: str) -> bool:
     try:
-        return os.getxattr(target, MADE_MARK) == b"1"
+        return os.getxattr(target, mark) == b"1"
     except OSError:
         return False
 

@@ -9,11 +9,10 @@ import contextlib
 import hashlib
 import ipaddress
 import json
-import os
 from pathlib import Path
 
 from workshop import cgroups, processes
-from workshop.journal import Journal, claimed_elsewhere, journals
+from workshop.journal import Journal, claimed_elsewhere, has_mark, journals, set_mark
 
 SUBNET_POOL = ipaddress.IPv4Network("10.200.0.0/13")
 """Where lesson subnets come from (10.200.0.0 – 10.207.255.255); each session leases one free /24."""
@@ -34,7 +33,7 @@ def prepare_cgroup_parent(journal: Journal, layout: cgroups.CgroupLayout, plan: 
 
     # The host's switch is journaled before the parent, so that it is undone after the parent is gone: while the
     # parent exists with pids on for its children the kernel refuses "-pids" above it (EBUSY), and it stays.
-    ours = host_control in plan.enable_pids_in or _marked(parent)
+    ours = host_control in plan.enable_pids_in or has_mark(parent, HOST_PIDS_MARK)
     if ours or claimed_elsewhere(journal_dir, "subtree-control", str(host_control), journal.session):
         journal.record("subtree-control", str(host_control), journals=str(journal_dir))
         cgroups.enable_pids(host_control)
@@ -45,19 +44,11 @@ def prepare_cgroup_parent(journal: Journal, layout: cgroups.CgroupLayout, plan: 
     with contextlib.suppress(FileExistsError):  # another session may make it at the same moment
         parent.mkdir()
     if ours:
-        with contextlib.suppress(OSError):  # a kernel without xattrs on cgroupfs loses only the cross-dir case
-            os.setxattr(parent, HOST_PIDS_MARK, b"1")
+        set_mark(parent, HOST_PIDS_MARK)
     if layout.pids_on_v2:
         # Not journaled: the switch lives in the parent's own cgroup.subtree_control and goes with the parent.
         # Switching it off while another learner's cgroup is below would take that cgroup's pids.max away.
         cgroups.enable_pids(parent / "cgroup.subtree_control")
-
-
-def _marked(parent: Path) -> bool:
-    try:
-        return os.getxattr(parent, HOST_PIDS_MARK) == b"1"
-    except OSError:
-        return False
 
 
 def _network(text: str) -> ipaddress.IPv4Network | None:
