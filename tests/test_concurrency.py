@@ -95,24 +95,47 @@ class Watch:
             self._stop.wait(0.05)
 
     def sample(self) -> None:
-        """One look at every session's processes. Namespaces are compared within one look only: the kernel reuses
-        a freed namespace's inode number, so one session may later get a number another one had earlier."""
+        """One look at every session's processes. The kernel reuses a freed namespace's inode number at once, and
+        one look over ten sessions takes a while on a slow machine: a session's namespace may die and another
+        session's new one get its number between two reads of the same look. So a namespace seen in two sessions
+        is only reported once it is confirmed held by both at the same moment (see `_held_together`)."""
         now: dict[str, dict[str, set[int]]] = {}
         for label, root in self.roots.items():
             for pid in _descendants([root]) - {root}:
                 self.processes.setdefault(label, set()).add(pid)
                 for t in NS_TYPES:
-                    try:
-                        ns = os.readlink(f"/proc/{pid}/ns/{t}")
-                    except OSError:
-                        continue
-                    if ns != self.host[t]:
+                    ns = _ns_link(pid, t)
+                    if ns is not None and ns != self.host[t]:
                         now.setdefault(ns, {}).setdefault(label, set()).add(pid)
                         self.namespaces.setdefault(label, set()).add(ns)
         for ns, by_label in now.items():
-            if len(by_label) > 1:
-                self.shared.append(f"{ns}: " + ", ".join(f"{k} pids {sorted(v)}" for k, v in sorted(by_label.items())))
+            held = _held_together(ns, by_label)
+            if len(held) > 1:
+                self.shared.append(f"{ns}: " + ", ".join(f"{k} pids {sorted(v)}" for k, v in sorted(held.items())))
         self.samples += 1
+
+
+def _ns_link(pid: int, ns_type: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{ns_type}")
+    except OSError:
+        return None
+
+
+def _held_together(ns: str, by_label: dict[str, set[int]]) -> dict[str, set[int]]:
+    """The sessions whose processes are in `ns` at one moment: every pid's link is read, then the first pid's
+    again. While a process shows the namespace before and after, it kept it alive all along, so the others'
+    links read in between name that very namespace, not a later one that got its inode number."""
+    ns_type = ns.split(":", 1)[0]
+    pids = [(label, pid) for label, group in sorted(by_label.items()) for pid in sorted(group)]
+    now = {(label, pid) for label, pid in pids if _ns_link(pid, ns_type) == ns}
+    anchor = next(iter(sorted(now)), None)
+    if anchor is None or _ns_link(anchor[1], ns_type) != ns:
+        return {}
+    held: dict[str, set[int]] = {}
+    for label, pid in now:
+        held.setdefault(label, set()).add(pid)
+    return held
 
 
 # -- sessions -------------------------------------------------------------------------------------------------------
