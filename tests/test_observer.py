@@ -438,14 +438,125 @@ def test_a_reused_pid_is_a_new_process(tmp_path: Path) -> None:
     assert d.ns_changes == ()
 
 
+def render(renderable: object) -> str:
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None, theme=THEME).print(renderable)
+    return out.getvalue()
+
+
+def restarted_container(pids: tuple[int, int], starttime: int = 2000) -> dict[int, Spec]:
+    """The container scenario after `exit` and the same `unshare` again, within one step: new processes, and
+    the kernel gave the new namespaces the numbers the old ones freed."""
+    unshare, sh = pids
+    return {
+        **base_host(),
+        4200: Spec("bash", TOOL, cmdline="bash --norc", tpgid=sh),
+        unshare: Spec(
+            "unshare",
+            4200,
+            cmdline="unshare -p -m -f sh",
+            tpgid=sh,
+            starttime=starttime,
+            ns={"mnt": NEW_MNT, "pid_for_children": NEW_PID},
+        ),
+        sh: Spec(
+            "sh",
+            unshare,
+            nspid=(sh, 1),
+            tpgid=sh,
+            starttime=starttime,
+            ns={"mnt": NEW_MNT, "pid": NEW_PID, "pid_for_children": NEW_PID},
+        ),
+    }
+
+
+def test_a_container_restarted_within_a_step_is_new_though_its_numbers_are_the_old_ones(tmp_path: Path) -> None:
+    before = snap(make_proc(tmp_path / "1", container_scenario()), {"container": 4200})
+    after = snap(make_proc(tmp_path / "2", restarted_container((4301, 4302))), {"container": 4200})
+
+    d = diff(before, after)
+
+    assert d.ns_changes == (
+        NsChange("container", "mnt", NEW_MNT, NEW_MNT, NsEvent.CREATED, recycled=True),
+        NsChange("container", "pid", NEW_PID, NEW_PID, NsEvent.CREATED, recycled=True),
+        NsChange("container", "pid_for_children", NEW_PID, NEW_PID, NsEvent.CREATED, recycled=True),
+    )
+    assert d.gone_namespaces == (("mnt", NEW_MNT), ("pid", NEW_PID))
+    text = render(views.namespace_view(after, d))
+    assert f"container: new mnt namespace {NEW_MNT} (the same number, yet a new one" in text
+    assert f"gone: mnt {NEW_MNT} — its number now names a new namespace" in text
+    assert "no namespace changed" not in text
+
+
+def test_a_restart_on_reused_pids_is_still_new(tmp_path: Path) -> None:
+    """PIDs wrap around too: the start time tells the new processes from the old."""
+    before = snap(make_proc(tmp_path / "1", container_scenario()), {"container": 4200})
+    after = snap(make_proc(tmp_path / "2", restarted_container((4241, 4242))), {"container": 4200})
+
+    assert {c.event for c in diff(before, after).ns_changes} == {NsEvent.CREATED}
+
+
+def test_a_numbers_old_namespace_of_another_type_is_not_joined(tmp_path: Path) -> None:
+    """Numbers are shared by all types: a new mount namespace may get the number an old PID namespace had."""
+    before = snap(make_proc(tmp_path / "1", container_scenario()), {"container": 4200})
+    swapped = restarted_container((4301, 4302))
+    swapped[4301].ns = {"mnt": NEW_PID, "pid_for_children": NEW_MNT}
+    swapped[4302].ns = {"mnt": NEW_PID, "pid": NEW_MNT, "pid_for_children": NEW_MNT}
+
+    d = diff(before, snap(make_proc(tmp_path / "2", swapped), {"container": 4200}))
+
+    assert changes(d) == {
+        ("container", "mnt"): NsEvent.CHANGED,
+        ("container", "pid"): NsEvent.CHANGED,
+        ("container", "pid_for_children"): NsEvent.CHANGED,
+    }
+    assert all(c.recycled for c in d.ns_changes)
+
+
+def pin(proc_root: Path, inode: int) -> None:
+    """A bind mount of a namespace in the tool's mount namespace, as `ip netns add` makes."""
+    line = f"43 42 0:4 net:[{inode}] /run/netns/red rw shared:2 - nsfs nsfs rw\n"
+    (proc_root / str(TOOL) / "mountinfo").write_text("25 1 8:1 / / rw - ext4 /dev/sda1 rw\n" + line)
+
+
+def test_entering_a_namespace_a_bind_mount_kept_is_a_join(tmp_path: Path) -> None:
+    """`ip netns add red` at one step, `ip netns exec red sh` at the next: nobody was in it, yet it existed."""
+    red = 4026532777
+    shell = {**base_host(), 4200: Spec("bash", TOOL, tpgid=4200)}
+    make_proc(tmp_path / "1", shell)
+    entered = {**shell, 4200: Spec("bash", TOOL, tpgid=4250), 4250: Spec("sh", 4200, tpgid=4250, ns={"net": red})}
+    pin(tmp_path / "1", red)
+    before = snap(tmp_path / "1", {"c": 4200})
+    make_proc(tmp_path / "2", entered)
+    pin(tmp_path / "2", red)
+
+    d = diff(before, snap(tmp_path / "2", {"c": 4200}))
+
+    assert d.ns_changes == (NsChange("c", "net", HOST_NS["net"], red, NsEvent.JOINED),)
+
+
+def test_leaving_a_namespace_a_bind_mount_keeps_is_not_its_end(tmp_path: Path) -> None:
+    red = 4026532777
+    inside = {**base_host(), 4200: Spec("bash", TOOL, tpgid=4250), 4250: Spec("sh", 4200, tpgid=4250, ns={"net": red})}
+    make_proc(tmp_path / "1", inside)
+    make_proc(tmp_path / "2", {**base_host(), 4200: Spec("bash", TOOL, tpgid=4200)})
+    for step in ("1", "2"):
+        pin(tmp_path / step, red)
+
+    d = diff(snap(tmp_path / "1", {"c": 4200}), snap(tmp_path / "2", {"c": 4200}))
+
+    assert changes(d) == {("c", "net"): NsEvent.BACK_TO_HOST}
+    assert d.gone_namespaces == ()
+
+
 def test_classify_follows_the_rules_in_order() -> None:
-    host, known = 1, frozenset({1, 7})
-    assert observer.classify(5, 1, host, known) is NsEvent.BACK_TO_HOST
-    assert observer.classify(1, 7, host, known) is NsEvent.JOINED
-    assert observer.classify(1, 9, host, known) is NsEvent.CREATED
-    assert observer.classify(None, 9, host, known) is NsEvent.CREATED
-    assert observer.classify(5, 9, host, known) is NsEvent.CHANGED
-    assert observer.classify(5, None, host, known) is NsEvent.GONE
+    host = 1
+    assert observer.classify(5, 1, host, known=True) is NsEvent.BACK_TO_HOST
+    assert observer.classify(1, 7, host, known=True) is NsEvent.JOINED
+    assert observer.classify(1, 9, host, known=False) is NsEvent.CREATED
+    assert observer.classify(None, 9, host, known=False) is NsEvent.CREATED
+    assert observer.classify(5, 9, host, known=False) is NsEvent.CHANGED
+    assert observer.classify(5, None, host, known=False) is NsEvent.GONE
 
 
 # --- the real /proc ---
@@ -504,6 +615,40 @@ def test_real_proc_shows_pid_1_in_a_new_pid_namespace(container: subprocess.Pope
     out = io.StringIO()
     Console(file=out, width=100, color_system=None, theme=THEME).print(views.pstree_view(s, diff(None, s)))
     assert f"sleep({sleep.pid})[1] (pid)" in out.getvalue()
+
+
+@pytest.mark.root
+def test_a_real_container_restarted_between_two_looks_is_always_shown_as_new() -> None:
+    """On a real kernel the restarted container usually gets the very numbers its predecessor had; either way,
+    the learner must read "new", never "no namespace changed"."""
+    require_root()
+    looks: list[Snapshot] = []
+    for _ in range(2):
+        container = subprocess.Popen(["unshare", "--mount", "--uts", "sleep", "30"], start_new_session=True)
+        try:
+            deadline = time.monotonic() + 5
+            while observer.read_stat(Path("/proc"), container.pid) is None or _comm(container.pid) != "sleep":
+                assert time.monotonic() < deadline, "unshare did not become sleep"
+                time.sleep(0.01)
+            looks.append(snapshot(Path("/proc"), {"c": container.pid}))
+        finally:
+            container.kill()
+            container.wait(timeout=10)
+
+    d = diff(*looks)
+
+    old, new = (look.procs[look.focus["c"]].ns for look in looks)
+    by_type = {c.ns_type: c for c in d.ns_changes}
+    for ns_type in ("mnt", "uts"):
+        assert by_type[ns_type].event is NsEvent.CREATED, d.ns_changes
+        assert by_type[ns_type].recycled == (old[ns_type] == new[ns_type])
+        assert (ns_type, old[ns_type]) in d.gone_namespaces
+    assert "no namespace changed" not in render(views.namespace_view(looks[1], d))
+
+
+def _comm(pid: int) -> str | None:
+    stat = observer.read_stat(Path("/proc"), pid)
+    return None if stat is None else stat.comm
 
 
 def test_snapshot_of_the_real_proc_is_fast() -> None:

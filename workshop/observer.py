@@ -80,6 +80,8 @@ class Snapshot:
     """The reference "host" namespaces: those of the tool's own process."""
     all_ns_inodes: frozenset[int]
     """Every namespace inode seen in `procs` and `host_ns`."""
+    pinned: frozenset[int] = frozenset()
+    """Namespaces a bind mount keeps alive in the tool's mount namespace (`ip netns add`, `unshare --net=FILE`)."""
 
 
 class Stat(NamedTuple):
@@ -109,6 +111,9 @@ class NsChange:
     before: int | None
     after: int | None
     event: NsEvent
+    recycled: bool = False
+    """A new namespace that got the inode number of one that ended during the step (the kernel hands out the
+    lowest free number), so `before == after` although nothing of the old one is left."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,8 @@ class Diff:
     ns_changes: tuple[NsChange, ...]
     """Per console focus process and ns type (consoles' order, then NS_TYPES order)."""
     gone_namespaces: tuple[tuple[str, int], ...]
-    """(type, inode) used by a lesson process before and by none after, not the host's."""
+    """(type, inode) used by a lesson process before and not provably alive after (see `_survivors`), not the
+    host's. A number listed here may be in use after the step: by a new namespace that got it."""
 
 
 # --- reading ---
@@ -200,6 +206,25 @@ def _read_root(proc_dir: str) -> str | None:
         return os.readlink(f"{proc_dir}/root")
     except _UNREADABLE:
         return None
+
+
+def _read_pinned(proc_dir: str) -> frozenset[int]:
+    """The namespaces bind-mounted in this process's mount namespace: the `nsfs` lines of its mountinfo, whose
+    root field is the link target, e.g. `net:[4026532246]`."""
+    try:
+        with open(f"{proc_dir}/mountinfo", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return frozenset()
+    pinned: set[int] = set()
+    for line in lines:
+        if b" - nsfs " not in line:
+            continue
+        try:
+            pinned.add(parse_ns_link(line.split()[3].decode()))
+        except (IndexError, ValueError, UnicodeDecodeError):
+            continue
+    return frozenset(pinned)
 
 
 def _read_proc(proc_root: Path, pid: int, stat: Stat) -> Proc | None:
@@ -362,6 +387,7 @@ def snapshot(proc_root: Path, roots: Mapping[str, int], reference_pid: int | str
         focus=focus,
         host_ns=host_ns,
         all_ns_inodes=frozenset(_inodes(procs.values(), host_ns)),
+        pinned=_read_pinned(f"{proc_root}/{reference_pid}"),
     )
 
 
@@ -438,20 +464,61 @@ def _focus_ns(snap: Snapshot, console: str) -> Mapping[str, int | None] | None:
     return None if proc is None else proc.ns
 
 
-def classify(before: int | None, after: int | None, host: int | None, known: frozenset[int]) -> NsEvent:
-    """Name what happened when a console's focus moved from namespace `before` to `after`."""
+def classify(before: int | None, after: int | None, host: int | None, known: bool) -> NsEvent:
+    """Name what happened when a console's focus moved from namespace `before` to `after`; `known`: the
+    namespace `after` already existed at the previous step (see `_survivors`)."""
     if after is None:
         return NsEvent.GONE
     if after == host:
         return NsEvent.BACK_TO_HOST
-    if after in known:  # some lesson process was already in it: nsenter, setns, `ip netns exec`
+    if known:  # nsenter, setns, `ip netns exec`
         return NsEvent.JOINED
     if before is None or before == host:
         return NsEvent.CREATED
     return NsEvent.CHANGED
 
 
-def _ns_changes(before: Snapshot | None, after: Snapshot) -> Iterator[NsChange]:
+Holder = tuple[int, int]
+"""A process by (PID, start time): a reused PID is another process."""
+
+NsKey = tuple[str, int]
+"""A namespace by (type, inode); `pid_for_children` counts as `pid`."""
+
+Held = Mapping[NsKey, set[Holder]]
+"""(type, inode) -> the lesson processes in that namespace (see `_holders`)."""
+
+
+def _holders(snap: Snapshot) -> dict[NsKey, set[Holder]]:
+    """(type, inode) -> the lesson processes in that namespace. pid_for_children points at a pid namespace: it
+    counts as one, so a namespace is reported once."""
+    held: dict[NsKey, set[Holder]] = {}
+    for proc in snap.procs.values():
+        for ns_type, inode in proc.ns.items():
+            if inode is not None:
+                held.setdefault((base_type(ns_type), inode), set()).add((proc.pid, proc.starttime))
+    return held
+
+
+def _survivors(before: Snapshot, after: Snapshot, held_before: Held) -> set[NsKey]:
+    """The namespaces of `before` that are provably the same ones in `after`.
+
+    An inode number alone does not say: the kernel frees a namespace's number when its last user goes and gives
+    the lowest free one to the next namespace of any type, so a container restarted within one step usually gets
+    its predecessor's numbers. A namespace is the same when one process was in it at both snapshots (a process
+    keeps its namespace alive), or a bind mount held it at both. Anything else keeping one alive unseen (an open
+    fd, a process that left the lesson's tree) makes a survivor look new: the safer mistake to teach with.
+    """
+    now = _holders(after)
+    same = {key for key, procs in held_before.items() if procs & now.get(key, set())}
+    pinned = before.pinned & after.pinned
+    same |= {key for key in held_before.keys() | now.keys() if key[1] in pinned}
+    return same
+
+
+def _ns_changes(
+    before: Snapshot | None, after: Snapshot, held_before: Held, survivors: set[NsKey]
+) -> Iterator[NsChange]:
+    numbers_before = {inode for _, inode in held_before}
     for console in after.roots:
         now = _focus_ns(after, console)
         if now is None:
@@ -466,27 +533,23 @@ def _ns_changes(before: Snapshot | None, after: Snapshot) -> Iterator[NsChange]:
                     yield NsChange(console, ns_type, None, inode, NsEvent.CREATED)
                 continue
             previous = then.get(ns_type)
+            key = None if inode is None else (base_type(ns_type), inode)
+            known = key in survivors
             if previous == inode:
+                if inode is None or inode == host or known:
+                    continue
+                yield NsChange(console, ns_type, previous, inode, NsEvent.CREATED, recycled=True)
                 continue
-            known = frozenset() if before is None else before.all_ns_inodes
-            yield NsChange(console, ns_type, previous, inode, classify(previous, inode, host, known))
+            event = classify(previous, inode, host, known)
+            # A lesson process had this number at the previous step (for a namespace of any type, they share one
+            # pool), yet that namespace is gone: a reused number.
+            recycled = event in (NsEvent.CREATED, NsEvent.CHANGED) and inode in numbers_before
+            yield NsChange(console, ns_type, previous, inode, event, recycled=recycled)
 
 
-def _used(snap: Snapshot) -> set[tuple[str, int]]:
-    # pid_for_children points at a pid namespace: count it as one, so a namespace is reported once.
-    return {
-        (base_type(ns_type), inode)
-        for proc in snap.procs.values()
-        for ns_type, inode in proc.ns.items()
-        if inode is not None
-    }
-
-
-def _gone_namespaces(before: Snapshot | None, after: Snapshot) -> tuple[tuple[str, int], ...]:
-    if before is None:
-        return ()
+def _gone_namespaces(held_before: Held, after: Snapshot, survivors: set[NsKey]) -> tuple[tuple[str, int], ...]:
     host = {inode for inode in after.host_ns.values() if inode is not None}
-    gone = {(t, inode) for t, inode in _used(before) - _used(after) if inode not in host}
+    gone = {(t, inode) for t, inode in held_before.keys() - survivors if inode not in host}
     order = {t: i for i, t in enumerate(NS_TYPES)}
     return tuple(sorted(gone, key=lambda item: (order.get(item[0], len(order)), item[1])))
 
@@ -494,9 +557,11 @@ def _gone_namespaces(before: Snapshot | None, after: Snapshot) -> tuple[tuple[st
 def diff(before: Snapshot | None, after: Snapshot) -> Diff:
     """What changed from `before` (None at the first step) to `after`."""
     new, gone = _new_and_gone(before, after)
+    held_before = {} if before is None else _holders(before)
+    survivors = set() if before is None else _survivors(before, after, held_before)
     return Diff(
         new_pids=new,
         gone=gone,
-        ns_changes=tuple(_ns_changes(before, after)),
-        gone_namespaces=_gone_namespaces(before, after),
+        ns_changes=tuple(_ns_changes(before, after, held_before, survivors)),
+        gone_namespaces=_gone_namespaces(held_before, after, survivors),
     )

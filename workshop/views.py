@@ -31,6 +31,7 @@ from workshop.observer import (
 PSTREE_HEADING = "pstree — the lesson's processes"
 NAMESPACES_HEADING = "namespaces — where each console's shell lives"
 FOCUS_MARK = "◀ you are here"
+RECYCLED = "the same number, yet a new one: the old one ended and the kernel reuses freed numbers"
 CMDLINE_WIDTH = 60
 """Longer command lines are cut with '…' so one process stays on one line at 100 columns."""
 
@@ -307,7 +308,10 @@ def change_line(snap: Snapshot, change: NsChange) -> Text:
         return unreadable_line(change.console, [change.ns_type])
     style = _EVENT_MARK[change.event][1]
     line = Text.assemble((change.console, "console.name"), ": ")
-    if change.event is NsEvent.CREATED:
+    if change.event is NsEvent.CREATED and change.recycled and change.before == change.after:
+        line.append(f"new {kind} {change.after}", style=style)
+        line.append(f" ({RECYCLED})", style="muted")
+    elif change.event is NsEvent.CREATED:
         line.append(f"new {kind} {change.after}", style=style)
         line.append(_was(change.before, host))
     elif change.event is NsEvent.JOINED:
@@ -319,6 +323,8 @@ def change_line(snap: Snapshot, change: NsChange) -> Text:
     else:
         line.append(f"moved to another {kind} {change.after}", style=style)
         line.append(_was(change.before, host))
+    if change.recycled and change.before != change.after:
+        line.append(f"; {change.after} was the number of one that ended, the kernel reuses them", style="muted")
     return line
 
 
@@ -333,11 +339,14 @@ def unreadable_line(console: str, ns_types: Iterable[str]) -> Text:
     )
 
 
-def gone_line(ns_type: str, inode: int) -> Text:
-    # Only the lesson's processes are watched: a bind mount or an open fd can still keep it alive.
-    return Text.assemble(
-        ("gone: ", "ns.gone"), f"{ns_type} {inode}", (" — no lesson process uses it any more", "muted")
-    )
+def gone_line(ns_type: str, inode: int, reused: bool = False) -> Text:
+    # Only the lesson's processes and the tool's bind mounts are watched: an open fd can still keep it alive.
+    why = " — its number now names a new namespace" if reused else " — no lesson process uses it any more"
+    return Text.assemble(("gone: ", "ns.gone"), f"{ns_type} {inode}", (why, "muted"))
+
+
+def _in_use(snap: Snapshot) -> set[int]:
+    return {inode for proc in snap.procs.values() for inode in proc.ns.values() if inode is not None}
 
 
 def _summary(snap: Snapshot, d: Diff) -> Iterator[Text]:
@@ -351,7 +360,8 @@ def _summary(snap: Snapshot, d: Diff) -> Iterator[Text]:
         else:
             yield change_line(snap, change)
     yield from (unreadable_line(console, ns_types) for console, ns_types in unreadable.items())
-    yield from (gone_line(ns_type, inode) for ns_type, inode in d.gone_namespaces)
+    used = _in_use(snap)
+    yield from (gone_line(ns_type, inode, inode in used) for ns_type, inode in d.gone_namespaces)
 
 
 def namespace_view(after: Snapshot, d: Diff) -> RenderableType:
