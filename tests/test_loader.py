@@ -124,6 +124,7 @@ BROKEN = [
     ("# the container shell has its own UTS namespace\n", "", 28, "start a check with a '# comment'"),
     ("hostname {{newname}}", "hostname {{pid.nosuch}}", 21, "unknown variable {{pid.nosuch}}"),
     ("^box-", "(unclosed", 25, "regular expressions"),
+    ("Type unshare first.", "Type it in {{pid.contianer}}.", 34, "unknown variable {{pid.contianer}}"),
     ("mount {{rootfs}}/proc", "socket /tmp/x", 48, "creates lines are 'KIND TARGET'"),
     ("## Back on the host", "## A new UTS namespace", 41, "used twice"),
 ]
@@ -188,3 +189,13 @@ def test_try_it_blocks_tiered_hints_and_presenter_notes(tmp_path: Path) -> None:
     assert step.hints == ("A namespace of which kind?", "unshare --uts")
     assert step.notes == ("Ask the room first.",)
     assert not loader.load_lesson(path).steps[1].is_try_it
+
+
+def test_a_presenter_note_naming_an_unknown_variable_says_its_line(tmp_path: Path) -> None:
+    """Notes are only shown in trainer mode, live in front of a room: the typo must surface in `workshop check`."""
+    text = GOOD.replace(
+        "```hint\nType unshare first.\n```", "```notes\nPoint at the pstree.\nAsk about {{pid.c9}}.\n```"
+    )
+    assert any(
+        p.startswith(f"{tmp_path / 'lesson.md'}:35: unknown variable {{{{pid.c9}}}}") for p in problems(tmp_path, text)
+    )

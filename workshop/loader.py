@@ -206,6 +206,8 @@ class _LessonBuilder:
     def __init__(self, parser: _Parser, consoles: tuple[str, ...]) -> None:
         self.p = parser
         self.consoles = consoles
+        self.said: list[_Fence] = []
+        """The hint and notes blocks: text with placeholders that is shown, never run, checked line by line."""
 
     def console(self, name: str, where: Where) -> str:
         if name not in self.consoles:
@@ -295,8 +297,10 @@ class _LessonBuilder:
                     checks.append(c)
             elif f.role == "hint":
                 hints.append(_prose(f.body))
+                self.said.append(f)
             elif f.role == "notes":
                 notes.append(_prose(f.body))
+                self.said.append(f)
             elif f.role == "expect":
                 if not f.args:
                     self.p.problems.append(Problem(f.where, "say whose output to look at: ```expect container"))
@@ -457,6 +461,9 @@ def parse_lesson(path: Path, text: str) -> Lesson:
             p.problem(n, f"variable {name!r} is built in; choose another name")
         _check_placeholders(p, value, n, consoles, var_values)
     _check_step_placeholders(p, steps, consoles, var_values)
+    for f in builder.said:
+        for k, line in enumerate(f.body, start=1):
+            _check_placeholders(p, line, f.where.line + k, consoles, var_values)
 
     if p.problems:
         raise LessonError(p.problems)

@@ -49,8 +49,9 @@ def _show_pending(session: LessonSession) -> None:
 def presenter_notes(session: LessonSession, step: Step) -> tuple[str, ...]:
     """The step's notes with this session's values in them, so the trainer can point at the real paths.
 
-    `workshop check` does not lint notes, so a name the engine does not know stays as written: a note never stops
-    a step. `{{pid.X}}` is the process as the step begins, before its lines run.
+    `workshop check` refuses a name the engine does not know; one that still has no value (e.g. a lesson loaded
+    past the checks) stays as written: a note never stops a step. `{{pid.X}}` is the process as the step begins,
+    before its lines run.
     """
 
     def value(name: str) -> str:
