@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -234,6 +235,33 @@ def test_a_path_entry_removes_a_file_or_a_symlink_but_not_what_it_points_to(tmp_
     assert [r.outcome for r in j.undo()] == ["removed", "removed"]
     assert not link.is_symlink() and not plain.exists()
     assert (kept / "file").read_text() == "host data"
+
+
+def test_a_path_whose_entries_vanish_while_it_is_removed_is_still_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container killed just before cleanup may still be exiting, and deleting its /tmp files, while rmtree
+    walks the image (seen once in the fault matrix: `FileNotFoundError: 'tmp'`)."""
+    image = tmp_path / "work" / "rootfs"
+    (image / "tmp").mkdir(parents=True)
+    (image / "tmp" / "listening.txt").write_text("x")
+    (image / "bin").mkdir()
+    real_rmtree = shutil.rmtree
+    calls = []
+
+    def racing_rmtree(path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 1:  # the exiting process wins the race for tmp/
+            real_rmtree(image / "tmp")
+            raise FileNotFoundError(2, "No such file or directory", "tmp")
+        real_rmtree(path)
+
+    monkeypatch.setattr(shutil, "rmtree", racing_rmtree)
+    j = new_journal(tmp_path)
+    j.record("path", str(image))
+
+    assert [r.outcome for r in j.undo()] == ["removed"]
+    assert not image.exists() and len(calls) == 2
 
 
 @pytest.mark.parametrize("target", ["/", "/var", "/tmp", "relative/dir", "tmp"])

@@ -295,7 +295,16 @@ def _undo_path(entry: Entry, session: str) -> str:
     other = _other_filesystem(path)
     if other is not None:
         return f"failed: {other} is on another filesystem; not removing across it"
-    shutil.rmtree(path)
+    for _ in range(3):
+        try:
+            shutil.rmtree(path)
+            break
+        except FileNotFoundError:
+            # An entry vanished under rmtree: a lesson process that was still exiting (killed, or hung up when its
+            # console closed) removed it. Walk what is left again.
+            continue
+    if path.exists() or path.is_symlink():
+        return f"failed: {path} keeps changing while it is removed"
     return "removed"
 
 
