@@ -1,14 +1,19 @@
 """Waiting for Enter in `workshop run` ends on a signal even when Python dropped the exception the signal raised
-(inside a __del__): a read blocked in the kernel would otherwise never return, and workshop would hang there."""
+(inside a __del__): a read blocked in the kernel would otherwise never return, and workshop would hang there.
+And a SIGTERM never tears an event loop (the REPL's prompt, netlink) in half: it ends it from outside."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import TextIO
 
 import pytest
 
+from tests.conftest import REPO
 from workshop import signals
 
 
@@ -38,3 +43,62 @@ def test_a_termination_whose_exception_was_dropped_still_ends_the_wait(
     with pytest.raises(SystemExit) as ended:
         signals.read_line(stream)
     assert ended.value.code == 128 + 15
+
+
+def run_program(program: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=30)
+
+
+def test_a_sigterm_while_an_event_loop_is_built_leaves_no_half_built_loop() -> None:
+    """Seen in CI: SIGTERM while prompt_toolkit built the prompt's loop; the SystemExit left a loop without its
+    wake-up pipe, whose __del__ printed a traceback at exit. The signal now lands right inside that construction."""
+    program = (
+        "import asyncio, os, signal\n"
+        "from workshop import signals\n"
+        "signals.exit_on_termination()\n"
+        "class Loop(asyncio.SelectorEventLoop):\n"
+        "    def _make_self_pipe(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        super()._make_self_pipe()\n"
+        "loop = Loop()\n"
+        "loop.close()\n"
+        "print('built and closed, pending', signals.pending())\n"
+        "signals.check()\n"
+        "print('still running after SIGTERM')\n"
+    )
+    done = run_program(program)
+    assert done.stdout == f"built and closed, pending {128 + signal.SIGTERM}\n"
+    assert done.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def test_a_sigterm_inside_a_running_loop_ends_the_program_after_the_loop() -> None:
+    program = (
+        "import asyncio, os, signal\n"
+        "from workshop import signals\n"
+        "signals.exit_on_termination()\n"
+        "async def step():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    await asyncio.sleep(0.05)\n"
+        "    return 'loop done'\n"
+        "print(asyncio.run(step()))\n"
+        "signals.check()\n"
+        "print('still running after SIGTERM')\n"
+    )
+    done = run_program(program)
+    assert done.stdout == "loop done\n"
+    assert done.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in done.stderr and "never awaited" not in done.stderr, done.stderr
+
+
+def test_outside_an_event_loop_a_sigterm_ends_the_program_at_once() -> None:
+    program = (
+        "import os, signal, time\n"
+        "from workshop import signals\n"
+        "signals.exit_on_termination()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(5)\n"
+        "print('still running after SIGTERM')\n"
+    )
+    done = run_program(program)
+    assert done.stdout == "" and done.returncode == 128 + signal.SIGTERM

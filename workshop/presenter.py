@@ -23,7 +23,7 @@ import tty
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
-from workshop import replay, runner
+from workshop import replay, runner, signals
 from workshop.environment import Environment
 from workshop.events import CleanedUp, Event, LineTyped, Notice
 from workshop.model import Lesson
@@ -133,6 +133,7 @@ class Presenter:
 
     def _loop(self, s: LessonSession) -> None:
         while True:
+            signals.check()  # a SIGTERM deferred while an event loop ran (netlink, for the views) ends it here
             verb, number = self._ask(s)
             if verb == QUIT or (verb == NEXT and s.finished):
                 return

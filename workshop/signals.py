@@ -34,6 +34,10 @@ def exit_on_termination() -> None:
         for wake in _waiters:
             with contextlib.suppress(Exception):
                 wake(128 + signum)
+        if _inside_asyncio(frame):
+            # An exception thrown into an event loop's own machinery leaves it half built or half closed (its
+            # __del__ then prints a traceback): the loop is ended through `wake` or at the next `check()` instead.
+            return
         raise SystemExit(128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -41,10 +45,25 @@ def exit_on_termination() -> None:
             signal.signal(sig, handler)
 
 
+def _inside_asyncio(frame: FrameType | None) -> bool:
+    # By module name, so that merely having a handler does not import asyncio (`workshop list` stays fast).
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith("asyncio"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def pending() -> int | None:
+    """The exit status a termination that arrived asks for, or None."""
+    return 128 + _pending[0] if _pending else None
+
+
 def check() -> None:
     """Called where a long wait loops (typing into a console, the REPL): ends the program if asked to."""
-    if _pending:
-        raise SystemExit(128 + _pending[0])
+    code = pending()
+    if code is not None:
+        raise SystemExit(code)
 
 
 @contextlib.contextmanager
