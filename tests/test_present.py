@@ -69,7 +69,7 @@ Ask the room who has used `unshare` before.
 ```
 
 ```notes
-The marker is in this session's work dir; its id is {{session}}. {{nowhere}} is no variable at all.
+The marker is in this session's work dir; its id is {{session}}. Its shell is {{pid.host}}.
 ```
 
 ```check
@@ -490,7 +490,7 @@ def test_notes_are_rendered_only_when_presenting(lessons: Path) -> None:
     assert "Ask the room who has used unshare before." in " ".join(shown.getvalue().split())
 
 
-def test_notes_get_the_sessions_values_and_keep_a_name_it_does_not_know(lessons: Path) -> None:
+def test_notes_get_the_sessions_values_and_keep_a_name_without_a_value(lessons: Path) -> None:
     step = load_lesson(lessons / "present-demo" / "lesson.md").steps[0]
     values = {"session": "c0ffee42", "workdir": "/var/lib/workshop/sessions/c0ffee42"}
 
@@ -503,7 +503,7 @@ def test_notes_get_the_sessions_values_and_keep_a_name_it_does_not_know(lessons:
     notes = runner.presenter_notes(session, step)
     assert notes == (
         "Ask the room who has used `unshare` before.",
-        "The marker is in this session's work dir; its id is c0ffee42. {{nowhere}} is no variable at all.",
+        "The marker is in this session's work dir; its id is c0ffee42. Its shell is {{pid.host}}.",
     )
     presenter, shown = renderer()
     presenter.present = True
