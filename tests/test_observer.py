@@ -505,10 +505,11 @@ def test_a_numbers_old_namespace_of_another_type_is_not_joined(tmp_path: Path) -
 
     d = diff(before, snap(make_proc(tmp_path / "2", swapped), {"container": 4200}))
 
+    # new, not "moved to another": the namespaces the console was in ended with the old container
     assert changes(d) == {
-        ("container", "mnt"): NsEvent.CHANGED,
-        ("container", "pid"): NsEvent.CHANGED,
-        ("container", "pid_for_children"): NsEvent.CHANGED,
+        ("container", "mnt"): NsEvent.CREATED,
+        ("container", "pid"): NsEvent.CREATED,
+        ("container", "pid_for_children"): NsEvent.CREATED,
     }
     assert all(c.recycled for c in d.ns_changes)
 
@@ -556,6 +557,7 @@ def test_classify_follows_the_rules_in_order() -> None:
     assert observer.classify(1, 9, host, known=False) is NsEvent.CREATED
     assert observer.classify(None, 9, host, known=False) is NsEvent.CREATED
     assert observer.classify(5, 9, host, known=False) is NsEvent.CHANGED
+    assert observer.classify(5, 9, host, known=False, before_lives=False) is NsEvent.CREATED
     assert observer.classify(5, None, host, known=False) is NsEvent.GONE
 
 
@@ -640,6 +642,7 @@ def test_a_real_container_restarted_between_two_looks_is_always_shown_as_new() -
     old, new = (look.procs[look.focus["c"]].ns for look in looks)
     by_type = {c.ns_type: c for c in d.ns_changes}
     for ns_type in ("mnt", "uts"):
+        # the numbers may also differ (another namespace took one in between): still new, never "moved"
         assert by_type[ns_type].event is NsEvent.CREATED, d.ns_changes
         assert by_type[ns_type].recycled == (old[ns_type] == new[ns_type])
         assert (ns_type, old[ns_type]) in d.gone_namespaces

@@ -464,16 +464,20 @@ def _focus_ns(snap: Snapshot, console: str) -> Mapping[str, int | None] | None:
     return None if proc is None else proc.ns
 
 
-def classify(before: int | None, after: int | None, host: int | None, known: bool) -> NsEvent:
+def classify(
+    before: int | None, after: int | None, host: int | None, known: bool, before_lives: bool = True
+) -> NsEvent:
     """Name what happened when a console's focus moved from namespace `before` to `after`; `known`: the
-    namespace `after` already existed at the previous step (see `_survivors`)."""
+    namespace `after` already existed at the previous step, `before_lives`: `before` still does (see
+    `_survivors`). Moving on from a namespace that lives on is a change (an `unshare` inside a container);
+    from one that ended, it is a new one (the container was restarted)."""
     if after is None:
         return NsEvent.GONE
     if after == host:
         return NsEvent.BACK_TO_HOST
     if known:  # nsenter, setns, `ip netns exec`
         return NsEvent.JOINED
-    if before is None or before == host:
+    if before is None or before == host or not before_lives:
         return NsEvent.CREATED
     return NsEvent.CHANGED
 
@@ -540,7 +544,8 @@ def _ns_changes(
                     continue
                 yield NsChange(console, ns_type, previous, inode, NsEvent.CREATED, recycled=True)
                 continue
-            event = classify(previous, inode, host, known)
+            lives = previous is not None and (base_type(ns_type), previous) in survivors
+            event = classify(previous, inode, host, known, lives)
             # A lesson process had this number at the previous step (for a namespace of any type, they share one
             # pool), yet that namespace is gone: a reused number.
             recycled = event in (NsEvent.CREATED, NsEvent.CHANGED) and inode in numbers_before
