@@ -29,14 +29,6 @@ from workshop.theme import to_ascii
 from workshop.transcript import Recorder
 
 
-def _exit_app(code: int) -> None:
-    """End the running prompt with SystemExit(code), once: a second exit would find its result already set."""
-    app = get_app_or_none()
-    future = getattr(app, "future", None) if app is not None else None
-    if app is not None and app.is_running and future is not None and not future.done():
-        app.exit(exception=SystemExit(code))
-
-
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -98,12 +90,11 @@ class Shell:
             self._reopen()
             while self.running:
                 try:
-                    line = self.prompt_session.prompt(self._shown(self.prompt_text), pre_run=self._leave_if_terminated)
+                    line = self.prompt_session.prompt(self._shown(self.prompt_text))
                 except KeyboardInterrupt:
                     continue  # Ctrl-C at the prompt clears the line, as in any shell
                 except EOFError:
                     break
-                signals.check()  # a SIGTERM that came while the prompt's event loop was closing
                 if self.recorder is not None:
                     self.recorder.typed("".join(text for _, text, *_ in self.prompt_text()) + line)
                 self.handle(line)
@@ -114,18 +105,11 @@ class Shell:
 
     def _leave_prompt(self, code: int) -> None:
         """SIGTERM while the prompt waits: make the prompt return (through the loop's own wake-up pipe, which is
-        safe from a signal handler), so the `finally` below cleans up; the handler raises nothing inside the loop."""
+        safe from a signal handler), so the `finally` below cleans up even if the handler's exception is lost."""
         app = get_app_or_none()
         loop = getattr(app, "loop", None) if app is not None else None
         if app is not None and loop is not None and app.is_running:
-            loop.call_soon_threadsafe(lambda: _exit_app(code))
-
-    def _leave_if_terminated(self) -> None:
-        """At the start of every prompt: a SIGTERM that came while its event loop was being built, before there was
-        an application to wake, ends the prompt at once."""
-        code = signals.pending()
-        if code is not None:
-            _exit_app(code)
+            loop.call_soon_threadsafe(lambda: app.exit(exception=SystemExit(code)) if app.is_running else None)
 
     def handle(self, line: str) -> None:
         """One line of input; never raises (a bug in the tool is reported, and the prompt comes back)."""

@@ -35,9 +35,10 @@ def exit_on_termination() -> None:
             with contextlib.suppress(Exception):
                 wake(128 + signum)
         if _inside_asyncio(frame):
-            # An exception thrown into an event loop's own machinery leaves it half built or half closed (its
-            # __del__ then prints a traceback): the loop is ended through `wake` or at the next `check()` instead.
-            return
+            # The exception may leave an event loop half built or half closed (the prompt's, or netlink's): its
+            # __del__ and its never-awaited coroutine then complain on the way out. Ending is right; the noise is
+            # not for the learner's screen.
+            _quiet_unraisable()
         raise SystemExit(128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -52,6 +53,17 @@ def _inside_asyncio(frame: FrameType | None) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _quiet_unraisable() -> None:
+    import sys
+    import warnings
+
+    def drop(unraisable: object) -> None:
+        return None
+
+    sys.unraisablehook = drop
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 
 
 def pending() -> int | None:
