@@ -26,7 +26,14 @@ PROC = Path("/proc")
 
 
 def environ(pid: int) -> list[bytes]:
-    return (PROC / str(pid) / "environ").read_bytes().split(b"\0")
+    """The process's environment. Read in the middle of its execve, the file is empty (the new memory map has no
+    environment yet): `$!` is printed before the background child has finished exec'ing, so wait that out."""
+    deadline = time.monotonic() + 2
+    while True:
+        raw = (PROC / str(pid) / "environ").read_bytes()
+        if raw or time.monotonic() > deadline:
+            return raw.split(b"\0")
+        time.sleep(0.01)
 
 
 def session_processes(session: str) -> dict[int, str]:
