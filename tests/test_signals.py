@@ -49,56 +49,31 @@ def run_program(program: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=30)
 
 
-def test_a_sigterm_while_an_event_loop_is_built_ends_without_a_traceback() -> None:
-    """Seen in CI: SIGTERM while prompt_toolkit built the prompt's loop; the SystemExit left a loop without its
-    wake-up pipe, whose __del__ printed a traceback at exit. The signal now lands right inside that construction."""
-    program = (
-        "import asyncio, os, signal\n"
-        "from workshop import signals\n"
-        "signals.exit_on_termination()\n"
+KILL = "os.kill(os.getpid(), signal.SIGTERM)"
+WHERE_SIGTERM_LANDS = {
+    # Seen in CI: SIGTERM while prompt_toolkit built the prompt's loop; the SystemExit left a loop without its
+    # wake-up pipe, whose __del__ printed a traceback at exit. This lands the signal right inside that construction.
+    "while a loop is built": (
         "class Loop(asyncio.SelectorEventLoop):\n"
         "    def _make_self_pipe(self):\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        f"        {KILL}\n"
         "        super()._make_self_pipe()\n"
-        "loop = Loop()\n"
-        "loop.close()\n"
-        "print('built and closed, pending', signals.pending())\n"
-        "signals.check()\n"
-        "print('still running after SIGTERM')\n"
-    )
-    done = run_program(program)
-    assert "still running" not in done.stdout
-    assert done.returncode == 128 + signal.SIGTERM
-    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+        "Loop().close()\n"
+    ),
+    "inside a running loop": f"async def step():\n    {KILL}\n    await asyncio.sleep(0.05)\nasyncio.run(step())\n",
+    "outside any loop": f"{KILL}\ntime.sleep(5)\n",
+}
 
 
-def test_a_sigterm_inside_a_running_loop_ends_the_program_without_a_traceback() -> None:
+@pytest.mark.parametrize("where", list(WHERE_SIGTERM_LANDS))
+def test_a_sigterm_ends_the_program_at_once_and_without_a_traceback(where: str) -> None:
     program = (
-        "import asyncio, os, signal\n"
+        "import asyncio, os, signal, time\n"
         "from workshop import signals\n"
-        "signals.exit_on_termination()\n"
-        "async def step():\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
-        "    await asyncio.sleep(0.05)\n"
-        "    return 'loop done'\n"
-        "print(asyncio.run(step()))\n"
-        "signals.check()\n"
-        "print('still running after SIGTERM')\n"
+        "signals.exit_on_termination()\n" + WHERE_SIGTERM_LANDS[where] + "print('still running after SIGTERM')\n"
     )
     done = run_program(program)
-    assert "still running" not in done.stdout
+    assert done.stdout == ""
     assert done.returncode == 128 + signal.SIGTERM
-    assert "Traceback" not in done.stderr and "never awaited" not in done.stderr, done.stderr
-
-
-def test_outside_an_event_loop_a_sigterm_ends_the_program_at_once() -> None:
-    program = (
-        "import os, signal, time\n"
-        "from workshop import signals\n"
-        "signals.exit_on_termination()\n"
-        "os.kill(os.getpid(), signal.SIGTERM)\n"
-        "time.sleep(5)\n"
-        "print('still running after SIGTERM')\n"
-    )
-    done = run_program(program)
-    assert done.stdout == "" and done.returncode == 128 + signal.SIGTERM
+    for noise in ("Traceback", "Exception ignored", "never awaited"):
+        assert noise not in done.stderr, done.stderr

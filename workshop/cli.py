@@ -180,7 +180,7 @@ def cmd_run(env: Environment, args: argparse.Namespace) -> int:
             if not args.yes and not _wait_for_key(env, out):
                 break
             outcome = runner.run_step(session, index)
-            signals.check()  # a SIGTERM deferred while netlink's event loop ran for the views ends the lesson here
+            signals.check()  # a SIGTERM whose exception Python dropped (inside a __del__) ends the lesson here
             if not outcome.passed:
                 break
             catalog.progress.step_done(lesson.id, index, len(lesson.steps))

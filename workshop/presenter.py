@@ -133,7 +133,7 @@ class Presenter:
 
     def _loop(self, s: LessonSession) -> None:
         while True:
-            signals.check()  # a SIGTERM deferred while an event loop ran (netlink, for the views) ends it here
+            signals.check()  # a SIGTERM whose exception Python dropped (inside a __del__) ends it here
             verb, number = self._ask(s)
             if verb == QUIT or (verb == NEXT and s.finished):
                 return

@@ -7,6 +7,8 @@ import contextlib
 import os
 import select
 import signal
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TextIO
@@ -56,9 +58,6 @@ def _inside_asyncio(frame: FrameType | None) -> bool:
 
 
 def _quiet_unraisable() -> None:
-    import sys
-    import warnings
-
     def drop(unraisable: object) -> None:
         return None
 
@@ -66,16 +65,10 @@ def _quiet_unraisable() -> None:
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 
 
-def pending() -> int | None:
-    """The exit status a termination that arrived asks for, or None."""
-    return 128 + _pending[0] if _pending else None
-
-
 def check() -> None:
     """Called where a long wait loops (typing into a console, the REPL): ends the program if asked to."""
-    code = pending()
-    if code is not None:
-        raise SystemExit(code)
+    if _pending:
+        raise SystemExit(128 + _pending[0])
 
 
 @contextlib.contextmanager
