@@ -36,6 +36,15 @@ def environ(pid: int) -> list[bytes]:
         time.sleep(0.01)
 
 
+def exec_settled(pid: int, program: str) -> int:
+    """`$!` is printed as soon as the shell forks, before the child has exec'd: until then its comm is the shell's.
+    Wait for the child to become `program`, so a test looks at the process it started and not at that moment."""
+    assert wait_for(lambda: (PROC / str(pid) / "comm").read_text().strip() == program, timeout=2), (
+        f"{pid} never became {program}"
+    )
+    return pid
+
+
 def session_processes(session: str) -> dict[int, str]:
     """pid → comm of every live process whose environment names `session`, read straight from /proc."""
     marker = f"WORKSHOP_SESSION={session}".encode()
@@ -207,7 +216,7 @@ def test_a_hanging_line_times_out_and_the_console_keeps_its_state(console: Conso
 def test_interrupt_with_a_background_job_leaves_a_working_console(console: Console) -> None:
     assert console.type("KEEP=yes").rc == 0
     job = console.type("sleep 100 & echo $!")
-    bg = int(job.output.splitlines()[-1])
+    bg = exec_settled(int(job.output.splitlines()[-1]), "sleep")
     assert session_processes(console.session).get(bg) == "sleep"
 
     assert console.interrupt() is True  # the shell answered again: nothing had to be restarted
@@ -255,10 +264,10 @@ def test_drain_returns_output_of_a_background_job_that_finished_between_lines(co
 def test_every_process_from_a_console_carries_its_session(console: Console) -> None:
     marker = f"WORKSHOP_SESSION={console.session}".encode()
     assert marker in environ(console.pid)
-    bg = int(console.type("sleep 100 & echo $!").output.splitlines()[-1])
+    bg = exec_settled(int(console.type("sleep 100 & echo $!").output.splitlines()[-1]), "sleep")
     assert marker in environ(bg)
     # a grandchild, started from a child shell that changed other variables, and orphaned when that shell exits
-    grandchild = int(console.type("sh -c 'FOO=bar sleep 100 & echo $!'").output.splitlines()[-1])
+    grandchild = exec_settled(int(console.type("sh -c 'FOO=bar sleep 100 & echo $!'").output.splitlines()[-1]), "sleep")
     try:
         assert marker in environ(grandchild)
         assert {bg, grandchild} <= set(session_processes(console.session))
