@@ -47,7 +47,7 @@ def proc(pid: int, ns: Mapping[str, int | None] | None = None) -> Proc:
 
 def snapshot_of(procs: Iterable[Proc], focus: Mapping[str, int]) -> Snapshot:
     by_pid = {p.pid: p for p in procs}
-    return Snapshot(by_pid, dict(focus), dict(focus), HOST_NS, frozenset())
+    return Snapshot(by_pid, dict(focus), dict(focus), HOST_NS)
 
 
 def host_and_container(container_ns: Mapping[str, int | None] | None = None) -> Snapshot:

@@ -41,14 +41,7 @@ def proc(
 
 def snapshot_of(procs: Iterable[Proc], roots: Mapping[str, int], focus: Mapping[str, int]) -> Snapshot:
     by_pid = {p.pid: p for p in procs}
-    inodes = {i for p in by_pid.values() for i in p.ns.values() if i is not None}
-    return Snapshot(
-        procs=by_pid,
-        roots=roots,
-        focus=focus,
-        host_ns=HOST_NS,
-        all_ns_inodes=frozenset(inodes | {i for i in HOST_NS.values() if i is not None}),
-    )
+    return Snapshot(procs=by_pid, roots=roots, focus=focus, host_ns=HOST_NS)
 
 
 def console_bash() -> Proc:

@@ -9,7 +9,7 @@ so every read is allowed to fail: a process that vanished is skipped, a field th
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -78,8 +78,6 @@ class Snapshot:
     """Console name -> the process the learner is talking to (see `foreground_pid`); absent if gone."""
     host_ns: Mapping[str, int | None]
     """The reference "host" namespaces: those of the tool's own process."""
-    all_ns_inodes: frozenset[int]
-    """Every namespace inode seen in `procs` and `host_ns`."""
     pinned: frozenset[int] = frozenset()
     """Namespaces a bind mount keeps alive in the tool's mount namespace (`ip netns add`, `unshare --net=FILE`)."""
 
@@ -386,15 +384,8 @@ def snapshot(proc_root: Path, roots: Mapping[str, int], reference_pid: int | str
         roots=dict(roots),
         focus=focus,
         host_ns=host_ns,
-        all_ns_inodes=frozenset(_inodes(procs.values(), host_ns)),
         pinned=_read_pinned(f"{proc_root}/{reference_pid}"),
     )
-
-
-def _inodes(procs: Iterable[Proc], host_ns: Mapping[str, int | None]) -> Iterator[int]:
-    for proc in procs:
-        yield from (inode for inode in proc.ns.values() if inode is not None)
-    yield from (inode for inode in host_ns.values() if inode is not None)
 
 
 # --- questions ---
