@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import REPO, run_workshop
 from tests.hygiene import HostState
-from workshop import cgroups, journal, loader, procfs
+from workshop import cgroups, journal, loader, model, procfs
 from workshop.environment import Environment
 
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
@@ -208,7 +208,7 @@ def _collect(run: Run) -> None:
     run.process.wait()
 
 
-def assert_all_passed(lesson: loader.Lesson, runs: list[Run]) -> None:
+def assert_all_passed(lesson: model.Lesson, runs: list[Run]) -> None:
     total = len(lesson.steps)
     for r in runs:
         assert "Traceback" not in r.output, f"{r.label}:\n{r.output[-3000:]}"
@@ -272,7 +272,7 @@ PAIRS = [(lesson, "shared") for lesson in LESSONS] + [
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(("lesson", "state"), PAIRS, ids=[f"{lesson.id}-{state}" for lesson, state in PAIRS])
 def test_two_learners_run_the_same_lesson_at_once(
-    lesson: loader.Lesson, state: str, workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
+    lesson: model.Lesson, state: str, workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
 ) -> None:
     dirs = [state_dir, state_dir] if state == "shared" else [state_dir, _private_state_dir(state_dir, "state2")]
     runs, watch = run_at_once(lesson.id, workshop_env, dirs, quiet=False, timeout=300)
@@ -290,7 +290,7 @@ mounts and cgroups, and each learner's views must show their own only."""
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("lesson", VIEWED)
 def test_a_learners_views_show_only_their_own_resources(
-    lesson: loader.Lesson, workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
+    lesson: model.Lesson, workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
 ) -> None:
     runs, _ = run_at_once(lesson.id, workshop_env, [state_dir, state_dir], quiet=False, timeout=300)
     assert_all_passed(lesson, runs)
@@ -486,7 +486,7 @@ def test_a_journal_appears_with_its_header_or_not_at_all(tmp_path: Path, monkeyp
         seen_while_writing.append([j.session for j in journal.journals(journal_dir)])
         real_fsync(fd)
 
-    monkeypatch.setattr(journal.os, "fsync", watching_fsync)
+    monkeypatch.setattr("workshop.journal.os.fsync", watching_fsync)
     created = journal.Journal.create(journal_dir, "cccccc", tmp_path / "work")
     assert seen_while_writing == [[]], "the journal was visible before its header was written"
     (found,) = journal.journals(journal_dir)

@@ -43,7 +43,7 @@ from prompt_toolkit.output import DummyOutput
 
 from tests.conftest import REPO, run_workshop
 from tests.hygiene import HostState
-from workshop import checks, journal, loader, procfs, session
+from workshop import checks, journal, loader, model, procfs, session
 from workshop.environment import Environment
 
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
@@ -92,9 +92,9 @@ def _print_matrix(request: pytest.FixtureRequest) -> Iterator[None]:
         f"{'lesson':<{width}}  {'signal':<10}  " + " ".join(f"{k:>2}" for k in range(1, steps + 1)) + "  leaks   time",
     ]
     for r in MATRIX:
-        cells = " ".join(f"{len(r.leaks[k]) if k in r.leaks else '':>2}" for k in range(1, steps + 1))
+        row = " ".join(f"{len(r.leaks[k]) if k in r.leaks else '':>2}" for k in range(1, steps + 1))
         total = sum(len(v) for v in r.leaks.values())
-        lines.append(f"{r.lesson:<{width}}  {r.signal:<10}  {cells}  {total:>5}  {r.seconds:4.0f}s")
+        lines.append(f"{r.lesson:<{width}}  {r.signal:<10}  {row}  {total:>5}  {r.seconds:4.0f}s")
     cells = sum(len(r.leaks) for r in MATRIX)
     leaks = sum(len(v) for r in MATRIX for v in r.leaks.values())
     seconds = sum(r.seconds for r in MATRIX)
@@ -169,7 +169,7 @@ class Stopped:
         return found.group(1) if found else None
 
 
-def _stop_at_step(lesson: loader.Lesson, k: int, sig: str, env: dict[str, str]) -> Stopped:
+def _stop_at_step(lesson: model.Lesson, k: int, sig: str, env: dict[str, str]) -> Stopped:
     """Runs the lesson to step k, stops workshop there as the column says, waits for it to end."""
     total = len(lesson.steps)
     log = io.StringIO()
@@ -212,7 +212,7 @@ def _stop_at_step(lesson: loader.Lesson, k: int, sig: str, env: dict[str, str]) 
     return Stopped(child.exitstatus, screen, problem)
 
 
-def _cell(lesson: loader.Lesson, k: int, sig: str, env: dict[str, str]) -> tuple[Stopped, list[str]]:
+def _cell(lesson: model.Lesson, k: int, sig: str, env: dict[str, str]) -> tuple[Stopped, list[str]]:
     """One cell, up to the host check: stopped workshop, and for SIGKILL, `workshop cleanup`. Returns what
     happened and what went wrong on the way (leaks are read once the pair is done)."""
     run = _stop_at_step(lesson, k, sig, env)
@@ -241,7 +241,7 @@ CASES = [(lesson, sig) for lesson in LESSONS for sig in SIGNALS]
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize(("lesson", "sig"), CASES, ids=[f"{lesson.id}-{sig.replace(' ', '')}" for lesson, sig in CASES])
 def test_stopping_workshop_at_any_step_leaves_the_host_as_it_was(
-    lesson: loader.Lesson, sig: str, workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
+    lesson: model.Lesson, sig: str, workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
 ) -> None:
     row = Row(lesson.id, sig)
     MATRIX.append(row)
@@ -305,7 +305,7 @@ def _crash_in_the_check(monkeypatch: pytest.MonkeyPatch, env: Environment, witne
     calls = {"n": 0}
     step_check = LESSONS_BY_ID[CRASH_LESSON].steps[CRASH_STEP - 1].checks[0].description
 
-    def buggy(check: checks.Check, script: str, session_id: str) -> checks.CheckResult:
+    def buggy(check: model.Check, script: str, session_id: str) -> checks.CheckResult:
         if check.description == step_check and calls["n"] == 0:
             calls["n"] += 1
             (j,) = journal.journals(env.journal_dir)

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import pytest
 from prompt_toolkit.application import create_app_session
@@ -172,13 +173,16 @@ def test_a_learner_types_a_step_asks_for_hints_skips_quits_and_resumes(
 # -- in-process (root) ----------------------------------------------------------------------------------------------
 
 
-class ProbingShell(Shell):
+Seen = TypeVar("Seen")
+
+
+class ProbingShell(Shell, Generic[Seen]):
     """The real shell; after each line it reads the kernel with `probe` while the lesson still runs."""
 
-    def __init__(self, env: Environment, probe: Callable[[LessonSession], object], **kw: object) -> None:
+    def __init__(self, env: Environment, probe: Callable[[LessonSession], Seen], **kw: object) -> None:
         super().__init__(env, history=InMemoryHistory(), **kw)  # type: ignore[arg-type]
         self.probe = probe
-        self.seen: list[tuple[str, int | None, object]] = []
+        self.seen: list[tuple[str, int | None, Seen | None]] = []
 
     def handle(self, line: str) -> None:
         super().handle(line)
@@ -186,7 +190,7 @@ class ProbingShell(Shell):
         self.seen.append((line, s.position if s else None, self.probe(s) if s else None))
 
 
-def run_shell(env: Environment, probe: Callable[[LessonSession], object], *keys: str) -> ProbingShell:
+def run_shell(env: Environment, probe: Callable[[LessonSession], Seen], *keys: str) -> ProbingShell[Seen]:
     with create_pipe_input() as pipe:
         output = DummyOutput()
         with create_app_session(input=pipe, output=output):
@@ -235,12 +239,15 @@ def test_the_goal_is_checked_after_each_line_and_says_what_is_missing(
     by_line = {line: (position, kernel) for line, position, kernel in shell.seen}
     assert by_line[""][0] == 1
     assert by_line["unshare --uts /bin/sh"][0] == 1, "half the goal moved the lesson on"
-    assert by_line["unshare --uts /bin/sh"][1][0] is True  # type: ignore[index]
+    after_unshare = by_line["unshare --uts /bin/sh"][1]
+    assert after_unshare is not None and after_unshare[0] is True
     assert "still missing" in out and "the kernel holds the new name in that namespace" in out
     assert re.search(r"container# hostname container-[0-9a-f]{6}", out), "`solution` shows real values"
     assert "hint: (1/2)" in out and "hint: (2/2)" in out and "no more hints" in out
-    position, (own_uts, hostname) = by_line["hostname container-$WORKSHOP_SESSION"]  # type: ignore[misc]
+    position, after_hostname = by_line["hostname container-$WORKSHOP_SESSION"]
     assert position == 2 and "goal reached ✓" in out
+    assert after_hostname is not None
+    own_uts, hostname = after_hostname
     assert own_uts and re.fullmatch(r"container-[0-9a-f]{6}", hostname), hostname
 
 
@@ -254,7 +261,9 @@ def test_skip_types_a_try_it_step_for_the_learner(env: Environment, host_unchang
     out = env.stdout.getvalue()  # type: ignore[attr-defined]
     line, position, ids = shell.seen[3]
     assert line == "skip" and position == 2
-    assert ids[-1] == 1 and len(ids) == 2, "after skip the container shell is not PID 1 of a nested namespace"  # type: ignore[index]
+    assert ids is not None and ids[-1] == 1 and len(ids) == 2, (
+        "after skip the container shell is not PID 1 of a nested namespace"
+    )
     assert "my PID is 1" in out and "step done" in out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from workshop import loader
+from workshop import loader, model
 
 GOOD = """\
 ---
@@ -71,7 +71,7 @@ Done.
 """
 
 
-def load(tmp_path: Path, text: str) -> loader.Lesson:
+def load(tmp_path: Path, text: str) -> model.Lesson:
     path = tmp_path / "lesson.md"
     path.write_text(text)
     return loader.load_lesson(path)

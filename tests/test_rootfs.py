@@ -14,6 +14,7 @@ import struct
 import tarfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -96,9 +97,12 @@ def device(name: str, kind: bytes = tarfile.CHRTYPE, major: int = 1, minor: int 
     return info, None
 
 
+WRITE_MODE: dict[str, Literal["w", "w:gz", "w:bz2", "w:xz"]] = {"": "w", "gz": "w:gz", "bz2": "w:bz2", "xz": "w:xz"}
+
+
 def tar_bytes(entries: Iterable[Entry], compression: str = "") -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=f"w:{compression}" if compression else "w") as tar:
+    with tarfile.open(fileobj=buffer, mode=WRITE_MODE[compression]) as tar:
         for info, data in entries:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     return buffer.getvalue()
