@@ -414,6 +414,16 @@ def _wait_child(parent: int, timeout: float = 5.0) -> int:
     raise AssertionError(f"no sleep child of {parent}")
 
 
+def _wait_exec(pid: int, comm: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (stat := procfs.read_stat(PROC, pid)) is None or stat.comm != comm:
+        assert time.monotonic() < deadline, f"{pid} never became {comm}"
+        time.sleep(0.02)
+    while not (PROC / str(pid) / "environ").read_bytes():  # the kernel lays out the environment after the name
+        assert time.monotonic() < deadline, f"{pid} has no environment"
+        time.sleep(0.02)
+
+
 @pytest.mark.root
 def test_session_procs_kills_the_sessions_processes_and_only_those(tmp_path: Path, host_unchanged: HostState) -> None:
     session = f"test-{secrets.token_hex(4)}"
@@ -429,11 +439,16 @@ def test_session_procs_kills_the_sessions_processes_and_only_those(tmp_path: Pat
         procs += [daemon, contained, bystander]
         inner = _wait_child(contained.pid)  # PID 1 of its own namespace
         assert nspid(inner)[-1] == 1
+        _wait_exec(daemon.pid, "sleep")  # setsid has exec'd: a test that undoes mid-exec proves something else
 
         (result,) = j.undo()
         assert result.outcome.startswith("removed (") and not result.failed
         for p in (daemon, contained):
             assert p.wait(timeout=5) == -signal.SIGKILL
+        # a namespace's init is reaped by its parent (`unshare`, just reaped above), which can take a moment
+        deadline = time.monotonic() + 5
+        while alive(inner) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert not alive(inner)
         assert bystander.poll() is None and alive(bystander.pid)
     finally:

@@ -199,10 +199,18 @@ def _undo_session_procs(entry: Entry, session: str) -> str:
     process chrooted into its work dir has its root there: kill them all, including container init processes."""
     workdir = entry.target
     killed = 0
+    quiet = 0
     for _ in range(20):  # a fork bomb or a respawning shell may race us; SIGKILL rounds until none is left
         pids = [p for p in procfs.session_pids(Path("/proc"), session, workdir) if p != os.getpid()]
         if not pids:
-            break
+            # Done only after a second empty look: a process caught in the middle of an execve shows an empty
+            # environment for that instant, and one look could miss it for good.
+            quiet += 1
+            if quiet == 2:
+                break
+            time.sleep(0.05)
+            continue
+        quiet = 0
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
