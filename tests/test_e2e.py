@@ -186,6 +186,17 @@ def traces(state_dir: Path, ids: set[str], timeout: float = 5) -> list[str]:
         time.sleep(0.1)
 
 
+def wait_running(state_dir: Path, ids: set[str], cmd: str, timeout: float = 10) -> list[Proc]:
+    """The sessions' processes once one of them runs `cmd` (or the timeout passed): a shell's child is listed
+    only after its exec has settled."""
+    deadline = time.monotonic() + timeout
+    running = our_processes(state_dir, ids)
+    while not any(p.cmd == cmd for p in running) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        running = our_processes(state_dir, ids)
+    return running
+
+
 def start_daemon(me: Learner) -> None:
     """In the host console, a process in a session of its own: a hang-up of the console does not stop it, only
     workshop's cleanup (it carries the session's WORKSHOP_SESSION) does."""
@@ -214,16 +225,19 @@ def test_container_shell_is_pid_1_and_quit_cleans_up(
     assert traces(state_dir, ids) == []
 
 
-def test_ctrl_c_interrupts_a_long_free_line(learner: Callable[[], Learner], host_unchanged: HostState) -> None:
+def test_ctrl_c_interrupts_a_long_free_line(
+    learner: Callable[[], Learner], state_dir: Path, host_unchanged: HostState
+) -> None:
     me = learner()
     me.run_to_pid_1()
     prompt = lesson_prompt("unshare-pid", 3, UNSHARE_STEPS, "container")
     me.type("sleep 30")
-    time.sleep(1)
+    # once sleep runs in the console, the REPL has let go of the terminal: ^C is no longer a key at its prompt
+    assert any(p.cmd == "sleep 30" for p in wait_running(state_dir, session_ids(state_dir), "sleep 30"))
     t0 = time.monotonic()
     me.child.sendcontrol("c")
-    back = me.wait_for(prompt, timeout=10)
-    assert time.monotonic() - t0 < 5, "the prompt took too long to come back after Ctrl-C"
+    back = me.wait_for(prompt, timeout=20)
+    assert time.monotonic() - t0 < 10, "the prompt took too long to come back after Ctrl-C (sleep had 30 s to go)"
     assert "interrupted" in back
     # the container is still there and still answers
     me.type("echo $$")
@@ -262,8 +276,8 @@ def test_sigterm_cleans_up_and_exits(
     assert any(p.foreign_pidns for p in our_processes(state_dir, ids)), "no container is running"
     me.child.kill(signal.SIGTERM)
     with contextlib.suppress(pexpect.TIMEOUT):
-        me.child.expect(pexpect.EOF, timeout=10)
-    status = me.wait_exit(timeout=1)
+        me.child.expect(pexpect.EOF, timeout=30)
+    status = me.wait_exit(timeout=5)
     assert status == 128 + signal.SIGTERM, f"exit status {status}, signal {me.child.signalstatus}"
     assert "Traceback" not in me.screen(100_000)
     assert traces(state_dir, ids) == []
@@ -299,7 +313,7 @@ def kill_9_in_the_middle(me: Learner, state_dir: Path) -> set[str]:
     start_daemon(me)
     ids = session_ids(state_dir)
     assert len(ids) == 1 and len(list((state_dir / "journal").glob("*.jsonl"))) == 1
-    running = our_processes(state_dir, ids)
+    running = wait_running(state_dir, ids, "sleep 1000")  # setsid -f returns before its child has exec'd sleep
     assert any(p.foreign_pidns for p in running), f"no container is running: {running}"
     assert any(p.cmd == "sleep 1000" for p in running), f"no daemon is running: {running}"
 
@@ -373,13 +387,15 @@ def test_without_root_it_asks_for_sudo(workshop_env: dict[str, str], host_unchan
 
 def test_list_answers_at_once(workshop_env: dict[str, str], host_unchanged: HostState) -> None:
     run_workshop(["list"], workshop_env, timeout=30)  # warm up: byte-compile anything changed since the last run
-    t0 = time.monotonic()
-    done = run_workshop(["list"], workshop_env, timeout=30)
-    seconds = time.monotonic() - t0
-    assert done.returncode == 0, done.stderr
-    for lesson_id in ("process", "chroot", "unshare-pid"):
-        assert lesson_id in done.stdout
-    assert seconds < 1.0, f"`workshop list` took {seconds:.2f}s"
+    times = []
+    for _ in range(3):  # the best of three: one run can lose the CPU to whatever else the machine does
+        t0 = time.monotonic()
+        done = run_workshop(["list"], workshop_env, timeout=30)
+        times.append(time.monotonic() - t0)
+        assert done.returncode == 0, done.stderr
+        for lesson_id in ("process", "chroot", "unshare-pid"):
+            assert lesson_id in done.stdout
+    assert min(times) < 1.0, f"`workshop list` took {min(times):.2f}s at best"
 
 
 def test_an_unknown_command_gets_a_suggestion(workshop_env: dict[str, str], host_unchanged: HostState) -> None:

@@ -644,8 +644,13 @@ def unshared(flag: str, ns_type: str) -> Iterator[int]:
     sleeper = subprocess.Popen(["unshare", flag, "sleep", "60"])
     try:
         mine = os.readlink(f"/proc/self/ns/{ns_type}")
-        deadline = time.monotonic() + 5
-        while os.readlink(f"/proc/{sleeper.pid}/ns/{ns_type}") == mine:  # until unshare has exec'ed sleep
+        deadline = time.monotonic() + 15
+        # until unshare has exec'ed sleep: a new mount namespace is private only once unshare made it so, which
+        # it does after unshare() and before the exec; a mount made before then could reach the host
+        while (
+            os.readlink(f"/proc/{sleeper.pid}/ns/{ns_type}") == mine
+            or Path(f"/proc/{sleeper.pid}/comm").read_text().strip() != "sleep"
+        ):
             assert time.monotonic() < deadline, "unshare did not start"
             time.sleep(0.01)
         yield sleeper.pid

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -277,6 +278,16 @@ class Terminal:
             pytest.fail(f"{why} waiting for {text!r}; the screen ended with:\n{self.screen()}", pytrace=False)
         return plain(self.child.before)
 
+    def wait_for_mode(self, raw: bool, timeout: float = 30) -> None:
+        """Waits until the terminal is raw (the REPL reads keys: ^D is a key) or cooked (a step runs: ^C is a
+        signal, ^D an end-of-file for nobody). A key sent before the switch means something else. The pty's
+        master reads the same termios as the slave that workshop set."""
+        deadline = time.monotonic() + timeout
+        while bool(termios.tcgetattr(self.child.child_fd)[3] & termios.ICANON) == raw:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the terminal never became {'raw' if raw else 'cooked'}:\n{self.screen()}", pytrace=False)
+            time.sleep(0.02)
+
     def wait_exit(self, timeout: float = 60) -> int | None:
         try:
             self.child.expect(pexpect.EOF, timeout=timeout)
@@ -359,7 +370,7 @@ def test_a_learner_throwing_garbage_then_ctrl_c_and_ctrl_d_leaves_nothing(
     # Ctrl-C while step 2 sleeps: the step stops, the lesson and its container stay
     me.child.sendline("")
     me.wait_for("sleep 45")
-    time.sleep(1)
+    me.wait_for_mode(raw=False)
     t0 = time.monotonic()
     me.child.sendcontrol("c")
     back = me.wait_for(lesson_prompt(2, "container"), timeout=20)
@@ -370,7 +381,7 @@ def test_a_learner_throwing_garbage_then_ctrl_c_and_ctrl_d_leaves_nothing(
     assert leftovers(state_dir), "the lesson is still running, so its work dir and journal must exist"
 
     # Ctrl-D at the prompt inside the lesson: clean up and leave
-    time.sleep(0.5)  # TERM=dumb: the prompt is printed before the terminal goes raw, and a cooked ^D is no key
+    me.wait_for_mode(raw=True)  # TERM=dumb: the prompt is printed before the terminal goes raw
     me.child.sendcontrol("d")
     assert me.wait_exit() == 0
     screen = me.screen(1_000_000)
@@ -392,7 +403,7 @@ def test_ctrl_d_while_a_step_runs_breaks_nothing_and_leaves_nothing(
     me.wait_for(lesson_prompt(2, "container"))
     me.child.sendline("")
     me.wait_for("sleep 45")
-    time.sleep(1)
+    me.wait_for_mode(raw=False)
     # While a step runs the terminal is cooked: Ctrl-D is the end-of-file character for a reader nobody is, so
     # the step goes on; Ctrl-C then stops it, and the lesson is still there.
     me.child.sendcontrol("d")
@@ -401,7 +412,7 @@ def test_ctrl_d_while_a_step_runs_breaks_nothing_and_leaves_nothing(
     me.child.sendcontrol("c")
     assert "interrupted" in me.wait_for(lesson_prompt(2, "container"), timeout=20)
     assert leftovers(state_dir), "the lesson ended"
-    time.sleep(0.5)
+    me.wait_for_mode(raw=True)
     me.child.sendcontrol("d")
     status = me.wait_exit(timeout=60)
     screen = me.screen(1_000_000)

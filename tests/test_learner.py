@@ -426,7 +426,7 @@ def test_an_unmet_goal_is_reported_quickly_even_with_eventually(tmp_path: Path) 
     session = LessonSession(Environment(state_dir=tmp_path), lesson_with(script), lambda e: None)
     t0 = time.monotonic()
     assert runner.unmet_goals(session, 0) == ["the kernel finished it"]
-    assert time.monotonic() - t0 < 2.5, "the learner waits for this after every line"
+    assert time.monotonic() - t0 < 4, "the learner waits for this after every line (a check's own eventually: 5 s)"
 
 
 @pytest.mark.root
