@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -492,6 +493,28 @@ def test_a_journal_appears_with_its_header_or_not_at_all(tmp_path: Path, monkeyp
     (found,) = journal.journals(journal_dir)
     assert found.header["owner_pid"] == os.getpid() and found.session == created.session
     assert [p.name for p in journal_dir.iterdir()] == ["cccccc.jsonl"]
+
+
+def test_two_cleanups_at_once_undo_a_crashed_session_once(tmp_path: Path) -> None:
+    """A trainer says "everyone, run `workshop cleanup`": two learners on one VM then undo the same crashed
+    session at the same moment. Each removing the same tree found entries vanishing under it (seen in CI as
+    `keeps changing while it is removed`). One undoes it; the other waits for it, then finds nothing left."""
+    work = tmp_path / "work"
+    for n in range(40):  # a tree big enough that two removals walking it at once would collide
+        (work / f"d{n}").mkdir(parents=True)
+        for m in range(50):
+            (work / f"d{n}" / f"f{m}").write_text("x")
+    crashed = journal.Journal.create(tmp_path / "journal", "dddddd", work)
+    crashed.record("path", str(work))
+    learners = [journal.Journal.read(crashed.path) for _ in range(2)]  # each cleanup read it before either began
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda j: j.undo(), learners))
+
+    assert [r.outcome for rs in results for r in rs if r.failed] == []
+    assert not work.exists() and not crashed.path.exists()
+    outcomes = sorted(r.outcome for (r,) in results)
+    assert outcomes == ["already gone", "removed"], outcomes
 
 
 def _running_journal(journal_dir: Path, session: str, owner: subprocess.Popen[bytes], *entries: dict[str, str]) -> Path:

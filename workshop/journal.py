@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -159,7 +160,26 @@ class Journal:
 
     # -- undoing ----------------------------------------------------------------------------------------------
     def undo(self) -> list[Undone]:
-        """Undoes every entry, newest first; removes the journal only when nothing failed, so a retry is possible."""
+        """Undoes every entry, newest first; removes the journal only when nothing failed, so a retry is possible.
+
+        One undoer at a time: two learners running `workshop cleanup` at once would both remove the same things,
+        and each find them vanishing under its feet. The second waits for the first, then finds the journal gone."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return self._already_undone()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:  # the undoer we waited for finished and removed it
+                return self._already_undone()
+            return self._undo_locked()
+        finally:
+            os.close(fd)
+
+    def _already_undone(self) -> list[Undone]:
+        return [Undone(e, "already gone") for e in reversed(self.entries)]
+
+    def _undo_locked(self) -> list[Undone]:
         if not self.closing:  # said first: two sessions ending at once must not each keep a shared thing for the other
             self.closing = True
             with contextlib.suppress(OSError), open(self.path, "a") as f:
