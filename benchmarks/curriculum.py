@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from benchmarks.measure import Row, Verdict, is_root, skipped, workshop_argv
-from workshop import loader, rootfs
-from workshop.catalog import Catalog
 from workshop.environment import Environment
+from workshop.image import rootfs
+from workshop.lesson import loader
+from workshop.lesson.catalog import Catalog
 
 LESSON_TIMEOUT = 600.0
 

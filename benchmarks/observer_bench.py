@@ -24,10 +24,10 @@ from pathlib import Path
 
 from benchmarks.hostprocs import HostProcesses, count_processes, group_members
 from benchmarks.measure import Row, is_root, judge, median_ms, ms, time_call, time_command
-from workshop import observer
+from workshop.engine.events import Observed
 from workshop.environment import Environment
-from workshop.events import Observed
-from workshop.render import Renderer
+from workshop.observe import process_tree
+from workshop.ui.render import Renderer
 
 PROC = Path("/proc")
 LESSON_TARGET_MS = 50.0
@@ -81,7 +81,7 @@ class LessonProcesses:
 def _children_of(pid: int) -> list[int]:
     found = []
     for child in sorted(int(e.name) for e in os.scandir(PROC) if e.name.isdigit()):
-        stat = observer.read_stat(PROC, child)
+        stat = process_tree.read_stat(PROC, child)
         if stat is not None and stat.ppid == pid and stat.state != "Z":
             found.append(child)
     return found
@@ -105,12 +105,12 @@ class ObserverLoop:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-        self.last: observer.Snapshot | None = None
+        self.last: process_tree.Snapshot | None = None
         self.processes_shown = 0
 
     def step(self) -> None:
-        snap = observer.snapshot(PROC, self.roots, reference_pid=os.getpid())
-        self.renderer(Observed(snap, observer.diff(self.last, snap)))
+        snap = process_tree.snapshot(PROC, self.roots, reference_pid=os.getpid())
+        self.renderer(Observed(snap, process_tree.diff(self.last, snap)))
         self.last = snap
         self.processes_shown = len(snap.procs)
         self.buffer.seek(0)

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from benchmarks.measure import Row, is_root, judge, median_ms, ms, skipped, time_command
-from workshop import events, runner
-from workshop.catalog import Catalog
+from workshop.engine import events, runner
+from workshop.engine.session import LessonSession
 from workshop.environment import Environment
-from workshop.render import Renderer
-from workshop.session import LessonSession
+from workshop.lesson.catalog import Catalog
+from workshop.ui.render import Renderer
 
 COMMAND = "unshare -p -f --mount-proc true"
 TARGET_MS = 60.0

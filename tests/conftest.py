@@ -43,7 +43,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A state dir holding a freshly built default image, shared by the whole run (building takes ~1 s)."""
-    from workshop import rootfs
+    from workshop.image import rootfs
 
     state = tmp_path_factory.mktemp("state")
     try:

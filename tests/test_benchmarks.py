@@ -22,7 +22,7 @@ from benchmarks import report
 from benchmarks.measure import Row, Verdict
 from tests.conftest import REPO, require_tool
 from tests.hygiene import HostState
-from workshop import views
+from workshop.ui import process_views
 
 MEASURED = re.compile(r"^\d+(\.\d)? (ms|s)( per step)?$")
 
@@ -102,11 +102,11 @@ def _label(rng: random.Random) -> Text:
 
 
 def test_the_fast_pstree_draws_exactly_what_richs_tree_draws() -> None:
-    # views.Tree replaces rich's Tree for speed (a whole host's tree renders ~2x faster): same guides, same cuts
+    # process_views.Tree replaces rich's Tree for speed (a whole host's tree renders ~2x faster): same guides, same cuts
     rng = random.Random(7)
     for _ in range(150):
         root_label = Text.assemble(("console", "magenta"), "  ", _label(rng))
-        ours, theirs = views.Tree(root_label.copy(), guide_style="dim"), RichTree(root_label, guide_style="dim")
+        ours, theirs = process_views.Tree(root_label.copy(), guide_style="dim"), RichTree(root_label, guide_style="dim")
         nodes = [(ours, theirs)]
         for _ in range(rng.randint(0, 40)):
             parent_ours, parent_theirs = rng.choice(nodes[-3:] if rng.random() < 0.6 else nodes)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import IN_CI
 from tests.hygiene import HostState
-from workshop.cgroups import (
+from workshop.engine.cgroupfs import (
     CgroupError,
     CgroupLayout,
     CgroupPlan,
@@ -497,8 +497,8 @@ def test_a_learner_ending_first_leaves_the_other_learners_pids_limit(tmp_path: P
     """Two learners with separate state dirs share the tool's parent cgroup. On cgroup v2 the pids controller is
     switched on in the parent's cgroup.subtree_control: the first learner to end must not switch it off, or the
     other learner's cgroup loses pids.max and pids.current in the middle of the fork-bomb lesson."""
-    from workshop import primitives
-    from workshop.journal import Journal
+    from workshop.engine import primitives
+    from workshop.engine.journal import Journal
 
     layout = current_layout(Environment())
     if not layout.pids_available:

@@ -49,8 +49,8 @@ def test_list_does_not_load_the_image_code(workshop_env: dict[str, str]) -> None
     which only `workshop rootfs` and a lesson's start need (the start-up target is 150 ms)."""
     probe = (
         "import sys; from workshop import cli; cli.main(['list', '--plain']); "
-        "print('LOADED', sorted(m for m in ('tarfile', 'workshop.rootfs', 'workshop.image_tar', "
-        "'workshop.busybox_image', 'pyroute2') if m in sys.modules))"
+        "print('LOADED', sorted(m for m in ('tarfile', 'workshop.image.rootfs', 'workshop.image.tar', "
+        "'workshop.image.busybox_image', 'pyroute2') if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], env=workshop_env, capture_output=True, text=True, timeout=60, check=False

@@ -28,8 +28,10 @@ import pytest
 
 from tests.conftest import REPO, run_workshop
 from tests.hygiene import HostState
-from workshop import cgroups, journal, loader, model, procfs
+from workshop.engine import cgroupfs, journal
 from workshop.environment import Environment
+from workshop.lesson import loader, model
+from workshop.observe import procfs
 
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
 NS_TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
@@ -411,7 +413,7 @@ def test_learners_with_separate_state_dirs_share_the_parent_cgroup(
 ) -> None:
     """The learner who made the tool's parent cgroup leaves first, while the other's cgroup is still in it: the
     parent stays, and goes with the last one, though neither can see the other's journal."""
-    parent = cgroups.pids_parent(cgroups.current_layout(Environment()), Path("/proc"))
+    parent = cgroupfs.pids_parent(cgroupfs.current_layout(Environment()), Path("/proc"))
     assert not parent.exists(), f"{parent} is there before the test: a leftover of something else"
     other_dir = _private_state_dir(state_dir, "state2")
     # step 3 makes the session's cgroup, and the parent if there is none; the first learner makes the parent
@@ -487,7 +489,7 @@ def test_a_journal_appears_with_its_header_or_not_at_all(tmp_path: Path, monkeyp
         seen_while_writing.append([j.session for j in journal.journals(journal_dir)])
         real_fsync(fd)
 
-    monkeypatch.setattr("workshop.journal.os.fsync", watching_fsync)
+    monkeypatch.setattr("workshop.engine.journal.os.fsync", watching_fsync)
     created = journal.Journal.create(journal_dir, "cccccc", tmp_path / "work")
     assert seen_while_writing == [[]], "the journal was visible before its header was written"
     (found,) = journal.journals(journal_dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.hygiene import HostState
-from workshop.consoles import Console
+from workshop.engine.consoles import Console
 
 PROC = Path("/proc")
 

@@ -20,8 +20,8 @@ from workshop.doctor import (
     exit_status,
     unmet,
 )
+from workshop.engine.processes import Completed
 from workshop.environment import Environment
-from workshop.processes import Completed
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROC, SYS = Path("/fake/proc"), Path("/fake/sys")
@@ -30,7 +30,7 @@ ALL_TOOLS = ("unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", 
 
 
 class RootfsError(Exception):
-    """Stands in for workshop.rootfs.RootfsError."""
+    """Stands in for workshop.image.rootfs.RootfsError."""
 
 
 @dataclass
@@ -203,9 +203,9 @@ def test_busybox_missing() -> None:
 
 
 def test_default_busybox_probe_uses_the_busybox_finder(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("workshop.busybox")
+    fake = types.ModuleType("workshop.image.busybox")
     fake.find_static_busybox = lambda: Path("/opt/busybox")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "workshop.busybox", fake)
+    monkeypatch.setitem(sys.modules, "workshop.image.busybox", fake)
     probe = replace(healthy().probe(), find_busybox=Probe().find_busybox)
     f = by_key(diagnose(ENV, probe))["busybox"]
     assert f.status is Status.OK

@@ -288,7 +288,7 @@ def test_sigterm_is_never_swallowed(host_unchanged: HostState) -> None:
     remembers the signal and ends at its next safe point (the REPL loop, a console wait)."""
     program = (
         "import os, signal, time, weakref\n"
-        "from workshop import signals\n"
+        "from workshop.engine import signals\n"
         "signals.exit_on_termination()\n"
         "class Garbage: pass\n"
         "g = Garbage()\n"

@@ -17,19 +17,21 @@ from rich.console import Console, RenderableType
 
 from tests.conftest import require_root, require_tool
 from tests.ns_inodes import HOST_NS, NEW_MNT
-from workshop import cgroups, extra_views, observer
-from workshop.cgroup_changes import diff_cgroups, read_cgroups
-from workshop.changes import Mark, Scope
+from workshop.engine import cgroupfs
+from workshop.engine.events import Event, Observed
+from workshop.engine.session import LessonSession
 from workshop.environment import Environment
-from workshop.events import Event, Observed
-from workshop.extras import CgroupPlace, diff_extras, read_extras
-from workshop.link_changes import Link, LinkReader, LinksSnapshot, diff_links, read_links
-from workshop.model import Lesson
-from workshop.mount_changes import MountsSnapshot, diff_mounts, parse_mounts, read_mounts
-from workshop.observer import Proc, Snapshot
-from workshop.render import Renderer
-from workshop.session import LessonSession
-from workshop.theme import THEME
+from workshop.lesson.model import Lesson
+from workshop.observe import process_tree
+from workshop.observe.cgroups import diff_cgroups, read_cgroups
+from workshop.observe.common import Mark, Scope
+from workshop.observe.links import Link, LinkReader, LinksSnapshot, diff_links, read_links
+from workshop.observe.mounts import MountsSnapshot, diff_mounts, parse_mounts, read_mounts
+from workshop.observe.process_tree import Proc, Snapshot
+from workshop.observe.resources import CgroupPlace, diff_extras, read_extras
+from workshop.ui import resource_views
+from workshop.ui.render import Renderer
+from workshop.ui.theme import THEME
 
 TOOL = 100  # the tool's own process: the reference for "host"
 NEW_NET = 4026532410
@@ -83,10 +85,11 @@ def test_mountinfo_is_parsed_with_escapes_optional_fields_and_overlay_dirs() -> 
     overlay = mounts["/x/merged1"]
     assert (overlay.lower, overlay.upper, overlay.work) == ("/x/rootfs", "/x/my,upper1", "/x/work1")  # \054: ','
     assert (
-        extra_views.mount_text(overlay) == "overlay on /x/merged1 (lower=/x/rootfs, upper=/x/my,upper1, work=/x/work1)"
+        resource_views.mount_text(overlay)
+        == "overlay on /x/merged1 (lower=/x/rootfs, upper=/x/my,upper1, work=/x/work1)"
     )
-    assert extra_views.mount_text(mounts["/home"]) == "ext4 on /home (/dev/vda[/srv/home], ro)"
-    assert extra_views.mount_text(mounts["/proc"]) == "proc on /proc"
+    assert resource_views.mount_text(mounts["/home"]) == "ext4 on /home (/dev/vda[/srv/home], ro)"
+    assert resource_views.mount_text(mounts["/proc"]) == "proc on /proc"
 
 
 # --- mounts: what changed ---
@@ -102,7 +105,7 @@ def fake_proc(root: Path, files: Mapping[str, str]) -> Path:
 
 
 def mounts_text(before: MountsSnapshot | None, after: MountsSnapshot, width: int = 100) -> str:
-    return render(extra_views.mounts_view(diff_mounts(before, after)), width)
+    return render(resource_views.mounts_view(diff_mounts(before, after)), width)
 
 
 def test_the_first_observation_shows_only_a_count_per_mount_namespace(tmp_path: Path) -> None:
@@ -111,7 +114,7 @@ def test_the_first_observation_shows_only_a_count_per_mount_namespace(tmp_path: 
     text = mounts_text(None, read_mounts(proc_root, host_and_container(), TOOL))
 
     assert text.splitlines() == [
-        extra_views.MOUNTS_HEADING,
+        resource_views.MOUNTS_HEADING,
         f"mount namespace {HOST_NS['mnt']} (host, container): 5 mounts",  # consoles sharing it, listed together
     ]
 
@@ -139,7 +142,7 @@ def test_a_remount_read_only_is_marked_as_changed(tmp_path: Path) -> None:
     [change] = diff_mounts(rw, after).reports[0].changes
 
     assert change.mark is Mark.CHANGED
-    line = extra_views.mount_change_line(change).plain
+    line = resource_views.mount_change_line(change).plain
     assert line == "  ~ sysfs on /sys (ro)  options rw,relatime → ro,relatime  propagation shared → private"
 
 
@@ -248,9 +251,11 @@ def test_cgroups_show_membership_limit_count_and_refusals(tmp_path: Path, v2: bo
     assert [(m.console, m.path) for m in now.members] == [("host", "/"), ("container", "/workshop/ws1a2b3c")]
     [cg] = now.cgroups
     assert (cg.name, cg.max, cg.current, cg.refused, cg.procs) == ("ws1a2b3c", "5", 2, 0, 2)
-    text = render(extra_views.cgroups_view(diff_cgroups(None, now)))
-    assert text.splitlines()[0] == f"{extra_views.CGROUPS_HEADING} (cgroup {'v2' if v2 else 'v1'})"
-    assert f"the lesson's cgroups live under {parent}" in render(extra_views.cgroups_view(diff_cgroups(None, now)), 300)
+    text = render(resource_views.cgroups_view(diff_cgroups(None, now)))
+    assert text.splitlines()[0] == f"{resource_views.CGROUPS_HEADING} (cgroup {'v2' if v2 else 'v1'})"
+    assert f"the lesson's cgroups live under {parent}" in render(
+        resource_views.cgroups_view(diff_cgroups(None, now)), 300
+    )
     assert "  container  pid 4242 in /workshop/ws1a2b3c" in text
     [row] = [line for line in text.splitlines() if line.startswith("ws1a2b3c")]
     assert row.split() == ["ws1a2b3c", "5", "2", "0", "2"]
@@ -264,7 +269,7 @@ def test_more_refused_forks_and_a_new_limit_are_marked_as_the_change(tmp_path: P
     after = read_cgroups(proc_root, host_and_container(), parent, False)
 
     d = diff_cgroups(before, after)
-    text = render(extra_views.cgroups_view(d))
+    text = render(resource_views.cgroups_view(d))
 
     [row] = d.rows
     assert (row.max_was, row.refused_more) == ("max", 3)
@@ -284,14 +289,14 @@ def test_a_console_moving_into_the_cgroup_and_a_removed_cgroup_are_marked(tmp_pa
     (tmp_path / "gone").mkdir()
     after = read_cgroups(proc_root, host_and_container(), parent, True)
 
-    text = render(extra_views.cgroups_view(diff_cgroups(before, after)))
+    text = render(resource_views.cgroups_view(diff_cgroups(before, after)))
 
     assert "container  pid 4242 in /workshop/ws1a2b3c ● moved (was /)" in text
     [row] = [line for line in text.splitlines() if line.startswith("ws1a2b3c ")]
     assert row.split()[:2] == ["ws1a2b3c", "?"]
     assert "+ ws1a2b3c/child" in text
     removed = render(
-        extra_views.cgroups_view(
+        resource_views.cgroups_view(
             diff_cgroups(after, read_cgroups(proc_root, host_and_container(), tmp_path / "gone", True))
         )
     )
@@ -303,7 +308,7 @@ def test_without_a_pids_controller_the_cgroups_view_says_why(tmp_path: Path) -> 
 
     snap = read_extras(("cgroups",), host_and_container(), tmp_path, cgroup_place=lambda: place)
 
-    text = render(extra_views.extra_views(diff_extras(None, snap))[0])
+    text = render(resource_views.extra_views(diff_extras(None, snap))[0])
     assert "cgroups: unavailable (no pids controller: cgroup v1: no hierarchy has the pids controller)" in text
 
 
@@ -428,7 +433,7 @@ def test_a_learners_cgroups_view_lists_their_own_cgroups_only(tmp_path: Path) ->
     (parent / f"ws{THEIRS}-c2").mkdir()
     after = read_cgroups(proc_root, host_and_container(), parent, True, scope)
 
-    text = render(extra_views.cgroups_view(diff_cgroups(before, after)))
+    text = render(resource_views.cgroups_view(diff_cgroups(before, after)))
 
     assert [c.name for c in after.cgroups] == [f"ws{MINE}", f"ws{MINE}-c1", f"ws{MINE}/child"]
     assert THEIRS not in text and "removed" not in text and "+ " not in text
@@ -468,8 +473,8 @@ def test_links_per_namespace_with_a_veth_pair_across_them(tmp_path: Path) -> Non
     lo_up = Link(1, "lo", "loopback", True, True, addresses=("127.0.0.1/8",))
     second = links_of(tmp_path, snap, {None: (LO, ETH0, bridge, veth_host), container: (lo_up, eth_container)})
 
-    first_text = render(extra_views.links_view(diff_links(None, first)))
-    text = render(extra_views.links_view(diff_links(first, second)))
+    first_text = render(resource_views.links_view(diff_links(None, first)))
+    text = render(resource_views.links_view(diff_links(first, second)))
 
     assert first_text.splitlines()[1:] == [
         f"host — netns {HOST_NS['net']}: 2 links (lo, eth0)",  # the host's own: a count, not its whole list
@@ -493,7 +498,7 @@ def test_a_link_gone_and_a_namespace_no_longer_used_are_said(tmp_path: Path) -> 
     before = links_of(tmp_path, snap, {None: (LO, ETH0, wsx0), container: (LO,)})
     after = links_of(tmp_path, host_and_container(), {None: (LO, ETH0)})
 
-    text = render(extra_views.links_view(diff_links(before, after)))
+    text = render(resource_views.links_view(diff_links(before, after)))
 
     assert f"host, container — netns {HOST_NS['net']}: 2 links; changed:" in text
     assert " ".join(text.splitlines()[2].split()) == "- 5: wsx0 veth DOWN peer if6"
@@ -513,7 +518,7 @@ def test_a_rename_a_new_bridge_master_and_a_removed_address_are_noted(tmp_path: 
     port = Link(4, "port1", "device", True, True, master=3)
     after = links_of(tmp_path, snap, {None: (LO,), container: (bridge, port)})
 
-    text = render(extra_views.links_view(diff_links(before, after)))
+    text = render(resource_views.links_view(diff_links(before, after)))
 
     assert "  ~ 4: port1  device  UP  master br0  ● renamed from veth1; master br0; - 10.0.0.9/24" in text
 
@@ -528,10 +533,10 @@ def test_links_that_cannot_be_read_show_why_and_never_raise(tmp_path: Path) -> N
     nothing = read_links(tmp_path, snap, in_a_loop)
 
     assert f"container — netns {NEW_NET}: ? (No such file or directory)" in render(
-        extra_views.links_view(diff_links(None, partly))
+        resource_views.links_view(diff_links(None, partly))
     )
     assert "links: unavailable (cannot run the sync API inside an event loop)" in render(
-        extra_views.links_view(diff_links(None, nothing))
+        resource_views.links_view(diff_links(None, nothing))
     )
 
 
@@ -540,7 +545,7 @@ def test_a_netns_no_console_is_in_is_labelled_by_its_inode_and_a_process(tmp_pat
     snap = snapshot_of([proc(4200), helper], {"host": 4200})
 
     text = render(
-        extra_views.links_view(
+        resource_views.links_view(
             diff_links(None, links_of(tmp_path, snap, {None: (LO,), f"{tmp_path}/4300/ns/net": (LO,)}))
         )
     )
@@ -564,7 +569,7 @@ def test_the_extra_views_follow_the_lessons_order_each_under_its_heading(tmp_pat
         cgroup_place=lambda: CgroupPlace(parent, v2=False),
         link_reader=fake_reader({None: (LO,)}),
     )
-    text = "\n".join(render(view) for view in extra_views.extra_views(diff_extras(None, now)))
+    text = "\n".join(render(view) for view in resource_views.extra_views(diff_extras(None, now)))
 
     headings = [line for line in text.splitlines() if line.startswith(("links —", "mounts —", "cgroups —"))]
     assert [h.split()[0] for h in headings] == ["links", "mounts", "cgroups"]
@@ -576,8 +581,10 @@ def test_the_renderer_prints_the_extras_after_pstree_and_namespaces(tmp_path: Pa
     out = io.StringIO()
     renderer = Renderer(Environment(stdout=out, color=False, width=100))
 
-    renderer(Observed(snap, observer.diff(None, snap)))
-    renderer(Observed(snap, observer.diff(None, snap), diff_extras(None, read_extras(("mounts",), snap, proc_root))))
+    renderer(Observed(snap, process_tree.diff(None, snap)))
+    renderer(
+        Observed(snap, process_tree.diff(None, snap), diff_extras(None, read_extras(("mounts",), snap, proc_root)))
+    )
 
     without, with_mounts = out.getvalue().split("pstree")[1:]
     assert "mounts —" not in without
@@ -612,15 +619,15 @@ def test_the_session_reads_extras_only_for_the_views_the_lesson_lists(tmp_path: 
 
 def test_mounts_and_cgroups_of_one_console_take_a_few_milliseconds() -> None:
     env = Environment()
-    layout = cgroups.current_layout(env)
+    layout = cgroupfs.current_layout(env)
 
     def place() -> CgroupPlace:
         try:
-            return CgroupPlace(cgroups.pids_parent(layout, env.proc_root), layout.pids_on_v2)
-        except cgroups.CgroupError as e:
+            return CgroupPlace(cgroupfs.pids_parent(layout, env.proc_root), layout.pids_on_v2)
+        except cgroupfs.CgroupError as e:
             return CgroupPlace(None, error=str(e))
 
-    snap = observer.snapshot(Path("/proc"), {"host": os.getpid()})
+    snap = process_tree.snapshot(Path("/proc"), {"host": os.getpid()})
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
@@ -664,7 +671,7 @@ def inside(pid: int, flag: str, *command: str) -> None:
 
 
 def test_links_read_from_inside_a_running_asyncio_loop_like_prompt_toolkits() -> None:
-    snap = observer.snapshot(Path("/proc"), {"host": os.getpid()})
+    snap = process_tree.snapshot(Path("/proc"), {"host": os.getpid()})
 
     async def in_the_loop() -> LinksSnapshot:
         return read_links(Path("/proc"), snap)
@@ -688,7 +695,7 @@ def test_a_veth_pair_made_inside_a_new_network_namespace_shows_with_peer_state_a
 
     monkeypatch.setattr(os, "fork", no_fork)
     with unshared("-n", "net") as pid:
-        snap = observer.snapshot(Path("/proc"), {"host": os.getpid(), "container": pid})
+        snap = process_tree.snapshot(Path("/proc"), {"host": os.getpid(), "container": pid})
         before = read_links(Path("/proc"), snap)
         # only inside the sleeper's namespace: never the host's links or routes
         inside(pid, "-n", "ip", "link", "add", "dev", "wsx0", "type", "veth", "peer", "name", "wsx1")
@@ -698,7 +705,7 @@ def test_a_veth_pair_made_inside_a_new_network_namespace_shows_with_peer_state_a
         took = time.perf_counter() - start
 
     assert after.error is None, after.error
-    text = render(extra_views.links_view(diff_links(before, after)))
+    text = render(resource_views.links_view(diff_links(before, after)))
     print(text, f"\n(read in {took * 1000:.1f} ms)")
     [wsx0] = [" ".join(line.split()) for line in text.splitlines() if ": wsx0 " in line]
     assert wsx0.startswith("+ ") and "veth DOWN peer wsx1" in wsx0
@@ -711,11 +718,11 @@ def test_a_veth_pair_made_inside_a_new_network_namespace_shows_with_peer_state_a
 def test_a_tmpfs_mounted_inside_a_new_mount_namespace_shows_there_only(tmp_path: Path, host_unchanged: object) -> None:
     target = tmp_path / "mnt"
     target.mkdir()
-    host = observer.snapshot(Path("/proc"), {"host": os.getpid()})
+    host = process_tree.snapshot(Path("/proc"), {"host": os.getpid()})
     first = read_mounts(Path("/proc"), host)
     with unshared("-m", "mnt") as pid:  # util-linux makes the new namespace private: nothing propagates back
         inside(pid, "-m", "mount", "-t", "tmpfs", "wsxtmp", str(target))
-        snap = observer.snapshot(Path("/proc"), {"host": os.getpid(), "container": pid})
+        snap = process_tree.snapshot(Path("/proc"), {"host": os.getpid(), "container": pid})
         second = read_mounts(Path("/proc"), snap)
         inside(pid, "-m", "umount", str(target))
         third = read_mounts(Path("/proc"), snap)
@@ -737,7 +744,7 @@ def test_another_sessions_mount_in_a_learners_namespace_is_left_out_on_the_real_
     for target in targets.values():
         target.mkdir()
     with unshared("-m", "mnt") as pid:  # private: nothing of this reaches the host's mount namespace
-        snap = observer.snapshot(Path("/proc"), {"host": os.getpid(), "container": pid})
+        snap = process_tree.snapshot(Path("/proc"), {"host": os.getpid(), "container": pid})
         before = read_mounts(Path("/proc"), snap, scope=scope)
         for name, target in targets.items():
             inside(pid, "-m", "mount", "-t", "tmpfs", f"wsx{name}", str(target))

@@ -43,8 +43,10 @@ from prompt_toolkit.output import DummyOutput
 
 from tests.conftest import REPO, run_workshop
 from tests.hygiene import HostState
-from workshop import checks, journal, loader, model, procfs, session
+from workshop.engine import journal, session
 from workshop.environment import Environment
+from workshop.lesson import checks, loader, model
+from workshop.observe import procfs
 
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
 MID_STEP = "^C in step"
@@ -281,7 +283,7 @@ def repl_env(state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def run_repl(env: Environment, *lines: str) -> tuple[int, str]:
     """The real shell on a pipe input: types the lines, then Ctrl-D."""
-    from workshop.shell import Shell  # here: the matrix above must not depend on the REPL's imports
+    from workshop.ui.shell import Shell  # here: the matrix above must not depend on the REPL's imports
 
     with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
         shell = Shell(env, input=pipe, output=DummyOutput(), history=InMemoryHistory())

@@ -31,9 +31,9 @@ from prompt_toolkit.output import DummyOutput
 
 from tests.conftest import REPO
 from tests.hygiene import HostState
-from workshop import runner
+from workshop.engine import runner
 from workshop.environment import Environment
-from workshop.shell import Shell
+from workshop.ui.shell import Shell
 
 ENTER = "\r"
 CTRL_C = "\x03"
@@ -423,7 +423,7 @@ def test_ctrl_d_while_a_step_runs_breaks_nothing_and_leaves_nothing(
 
 
 def test_the_lesson_used_here_is_valid(lessons_dir: Path) -> None:
-    from workshop import loader
+    from workshop.lesson import loader
 
     lesson = loader.load_lesson(lessons_dir / "garbage" / "lesson.md")
     assert [s.title for s in lesson.steps] == ["A shell in new namespaces", "A long step"]

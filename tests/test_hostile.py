@@ -32,7 +32,7 @@ from tests.hygiene import HostState
 from tests.test_rootfs import DAMAGED, HOSTILE, alpine_like, make_tar, minimal_rootfs, reg, tar_bytes
 from workshop import cli, doctor
 from workshop.environment import Environment
-from workshop.rootfs import RootfsError, extract_image, import_image
+from workshop.image.rootfs import RootfsError, extract_image, import_image
 
 FIXTURES = Path(__file__).parent / "fixtures"
 Snapshot = dict[str, tuple[object, ...]]

@@ -26,8 +26,16 @@ import pytest
 
 from tests.conftest import REPO
 from tests.hygiene import HostState
-from workshop import procfs
-from workshop.journal import Entry, Journal, JournalError, iter_leftovers, journals, made_by_workshop, make_shared_dir
+from workshop.engine.journal import (
+    Entry,
+    Journal,
+    JournalError,
+    iter_leftovers,
+    journals,
+    made_by_workshop,
+    make_shared_dir,
+)
+from workshop.observe import procfs
 
 PROC = Path("/proc")
 

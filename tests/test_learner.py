@@ -27,13 +27,13 @@ from prompt_toolkit.output import DummyOutput
 from tests.conftest import run_workshop
 from tests.hygiene import HostState
 from tests.test_e2e import Learner, lesson_prompt, our_processes, session_ids, words
-from workshop import runner
+from workshop.engine import runner
+from workshop.engine.session import LessonSession
 from workshop.environment import Environment
-from workshop.model import Check, Lesson, Run, Step, Where
-from workshop.progress import Owner, Progress, progress_file
-from workshop.session import LessonSession
-from workshop.shell import Shell
-from workshop.transcript import Recorder, TranscriptError
+from workshop.lesson.model import Check, Lesson, Run, Step, Where
+from workshop.lesson.progress import Owner, Progress, progress_file
+from workshop.ui.shell import Shell
+from workshop.ui.transcript import Recorder, TranscriptError
 
 ENTER = "\r"
 CTRL_D = "\x04"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, require_tool, run_workshop
-from workshop import loader
+from workshop.lesson import loader
 
 LESSONS = [lesson.id for lesson in loader.load_all(loader.lesson_files(REPO / "lessons"))]
 

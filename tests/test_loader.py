@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from workshop import loader, model
+from workshop.lesson import loader, model
 
 GOOD = """\
 ---

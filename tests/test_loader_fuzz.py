@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from workshop import loader
-from workshop.model import Lesson
+from workshop.lesson import loader
+from workshop.lesson.model import Lesson
 
 SHIPPED = {path.parent.name: path.read_text(encoding="utf-8") for path in loader.lesson_files(REPO / "lessons")}
 

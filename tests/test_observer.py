@@ -17,9 +17,10 @@ import pytest
 from rich.console import Console
 
 from tests.ns_inodes import HOST_NS, NEW_MNT, NEW_PID
-from workshop import observer, views
-from workshop.observer import NS_TYPES, NsChange, NsEvent, Snapshot, diff, foreground_pid, snapshot
-from workshop.theme import THEME
+from workshop.observe import process_tree
+from workshop.observe.process_tree import NS_TYPES, NsChange, NsEvent, Snapshot, diff, foreground_pid, snapshot
+from workshop.ui import process_views
+from workshop.ui.theme import THEME
 
 FIXTURES = Path(__file__).parent / "fixtures" / "proc"
 
@@ -73,7 +74,7 @@ def make_proc(root: Path, procs: Mapping[int, Spec]) -> Path:
         for ns_type, value in {**HOST_NS, **spec.ns}.items():
             if value is None:
                 continue
-            target = value if isinstance(value, str) else f"{observer.base_type(ns_type)}:[{value}]"
+            target = value if isinstance(value, str) else f"{process_tree.base_type(ns_type)}:[{value}]"
             os.symlink(target, d / "ns" / ns_type)
     return root
 
@@ -127,8 +128,8 @@ def test_the_container_scenario_reads_tree_nspid_and_namespaces(tmp_path: Path) 
     assert set(s.procs) == {4200, 4241, 4242}  # only the console's subtree, not the whole machine
     sh = s.procs[4242]
     assert (sh.comm, sh.ppid, sh.cmdline, sh.nspid) == ("sh", 4241, "sh", (4242, 1))
-    assert observer.inner_pid(sh) == 1
-    assert observer.inner_pid(s.procs[4200]) is None
+    assert process_tree.inner_pid(sh) == 1
+    assert process_tree.inner_pid(s.procs[4200]) is None
     assert sh.ns["pid"] == NEW_PID and sh.ns["mnt"] == NEW_MNT
     assert sh.root == "/"
     assert s.host_ns == HOST_NS
@@ -138,24 +139,24 @@ def test_the_container_scenario_reads_tree_nspid_and_namespaces(tmp_path: Path) 
 def test_transitions_mark_where_a_process_leaves_its_parents_namespaces(tmp_path: Path) -> None:
     s = snap(make_proc(tmp_path, container_scenario()), {"container": 4200})
 
-    assert observer.ns_transitions(s, 4200) == ()  # its parent (the tool) is not watched: compared to host
-    assert observer.ns_transitions(s, 4241) == ("mnt",)  # unshare(2) moved unshare itself
-    assert observer.ns_transitions(s, 4242) == ("pid",)  # the forked child is the new PID 1
-    assert observer.ns_transitions(s, 99999) == ()
+    assert process_tree.ns_transitions(s, 4200) == ()  # its parent (the tool) is not watched: compared to host
+    assert process_tree.ns_transitions(s, 4241) == ("mnt",)  # unshare(2) moved unshare itself
+    assert process_tree.ns_transitions(s, 4242) == ("pid",)  # the forked child is the new PID 1
+    assert process_tree.ns_transitions(s, 99999) == ()
 
 
 def test_a_console_started_inside_namespaces_is_compared_with_the_host(tmp_path: Path) -> None:
     procs = {**base_host(), 5000: Spec("sh", TOOL, nspid=(5000, 1), ns={"mnt": NEW_MNT, "pid": NEW_PID})}
     s = snap(make_proc(tmp_path, procs), {"container": 5000})
 
-    assert observer.ns_transitions(s, 5000) == ("mnt", "pid")
+    assert process_tree.ns_transitions(s, 5000) == ("mnt", "pid")
 
 
 def test_comm_with_spaces_and_parentheses_is_split_at_the_last_paren(tmp_path: Path) -> None:
     make_proc(tmp_path, {**base_host(), 4300: Spec("(sd-pam) x)", TOOL, cmdline="")})
 
-    stat = observer.read_stat(tmp_path, 4300)
-    assert stat == observer.Stat(comm="(sd-pam) x)", state="S", ppid=TOOL, tpgid=-1, starttime=1000)
+    stat = process_tree.read_stat(tmp_path, 4300)
+    assert stat == process_tree.Stat(comm="(sd-pam) x)", state="S", ppid=TOOL, tpgid=-1, starttime=1000)
     proc = snap(tmp_path, {"odd": 4300}).procs[4300]
     assert proc.comm == "(sd-pam) x)"
     assert proc.cmdline == ""  # the view falls back to [comm]
@@ -165,7 +166,7 @@ def test_a_comm_that_is_not_utf8_is_shown_with_a_replacement_character(tmp_path:
     (tmp_path / "4300").mkdir()
     (tmp_path / "4300" / "stat").write_bytes(stat_line(4300, Spec("x", TOOL)).encode().replace(b"(x)", b"(\xff)"))
 
-    assert observer.read_stat(tmp_path, 4300) == observer.Stat("\ufffd", "S", TOOL, -1, 1000)
+    assert process_tree.read_stat(tmp_path, 4300) == process_tree.Stat("\ufffd", "S", TOOL, -1, 1000)
 
 
 def test_the_container_scenario_renders_as_pstree_and_namespace_table(tmp_path: Path) -> None:
@@ -174,8 +175,8 @@ def test_the_container_scenario_renders_as_pstree_and_namespace_table(tmp_path: 
 
     out = io.StringIO()
     console = Console(file=out, width=100, color_system=None, theme=THEME)
-    console.print(views.pstree_view(s, d))
-    console.print(views.namespace_view(s, d))
+    console.print(process_views.pstree_view(s, d))
+    console.print(process_views.namespace_view(s, d))
     text = out.getvalue()
 
     assert "+ sh(4242)[1] (pid)" in text
@@ -192,7 +193,7 @@ def test_real_files_captured_from_a_pid_namespace_parse(tmp_path: Path) -> None:
     for pid in (4974, 4975):
         (tmp_path / str(pid) / "ns").mkdir()
         for ns_type, inode in HOST_NS.items():
-            os.symlink(f"{observer.base_type(ns_type)}:[{inode}]", tmp_path / str(pid) / "ns" / ns_type)
+            os.symlink(f"{process_tree.base_type(ns_type)}:[{inode}]", tmp_path / str(pid) / "ns" / ns_type)
 
     s = snap(tmp_path, {"container": 4974})
 
@@ -201,7 +202,7 @@ def test_real_files_captured_from_a_pid_namespace_parse(tmp_path: Path) -> None:
     assert (sleep.comm, sleep.ppid, sleep.cmdline, sleep.nspid) == ("sleep", 4974, "sleep 30", (4975, 1))
     assert sleep.starttime == 182077 and sleep.tpgid == -1
     assert s.procs[4974].cmdline == "unshare -p -f --mount-proc sleep 30"
-    assert observer.read_stat(tmp_path, 2) == observer.Stat("kthreadd", "S", 0, -1, 24)
+    assert process_tree.read_stat(tmp_path, 2) == process_tree.Stat("kthreadd", "S", 0, -1, 24)
 
 
 # --- unreadable and racing ---
@@ -223,7 +224,7 @@ def test_unreadable_namespace_links_become_none_never_an_error(tmp_path: Path) -
     assert s.procs[4201].root is None
     assert s.procs[4202].ns["net"] is None and s.procs[4202].ns["uts"] is None
     assert all(inode is None for inode in s.procs[4203].ns.values())
-    assert observer.ns_transitions(s, 4203) == ()  # nothing readable, nothing claimed
+    assert process_tree.ns_transitions(s, 4203) == ()  # nothing readable, nothing claimed
 
 
 def test_unreadable_host_reference_gives_none_not_an_error(tmp_path: Path) -> None:
@@ -305,7 +306,7 @@ def test_foreground_of_a_gone_shell_is_none(tmp_path: Path) -> None:
 # --- diff ---
 
 
-def changes(d: observer.Diff) -> dict[tuple[str, str], NsEvent]:
+def changes(d: process_tree.Diff) -> dict[tuple[str, str], NsEvent]:
     return {(c.console, c.ns_type): c.event for c in d.ns_changes}
 
 
@@ -481,7 +482,7 @@ def test_a_container_restarted_within_a_step_is_new_though_its_numbers_are_the_o
         NsChange("container", "pid_for_children", NEW_PID, NEW_PID, NsEvent.CREATED, recycled=True),
     )
     assert d.gone_namespaces == (("mnt", NEW_MNT), ("pid", NEW_PID))
-    text = render(views.namespace_view(after, d))
+    text = render(process_views.namespace_view(after, d))
     assert f"container: new mnt namespace {NEW_MNT} (the same number, yet a new one" in text
     assert f"gone: mnt {NEW_MNT} — its number now names a new namespace" in text
     assert "no namespace changed" not in text
@@ -551,13 +552,13 @@ def test_leaving_a_namespace_a_bind_mount_keeps_is_not_its_end(tmp_path: Path) -
 
 def test_classify_follows_the_rules_in_order() -> None:
     host = 1
-    assert observer.classify(5, 1, host, known=True) is NsEvent.BACK_TO_HOST
-    assert observer.classify(1, 7, host, known=True) is NsEvent.JOINED
-    assert observer.classify(1, 9, host, known=False) is NsEvent.CREATED
-    assert observer.classify(None, 9, host, known=False) is NsEvent.CREATED
-    assert observer.classify(5, 9, host, known=False) is NsEvent.CHANGED
-    assert observer.classify(5, 9, host, known=False, before_lives=False) is NsEvent.CREATED
-    assert observer.classify(5, None, host, known=False) is NsEvent.GONE
+    assert process_tree.classify(5, 1, host, known=True) is NsEvent.BACK_TO_HOST
+    assert process_tree.classify(1, 7, host, known=True) is NsEvent.JOINED
+    assert process_tree.classify(1, 9, host, known=False) is NsEvent.CREATED
+    assert process_tree.classify(None, 9, host, known=False) is NsEvent.CREATED
+    assert process_tree.classify(5, 9, host, known=False) is NsEvent.CHANGED
+    assert process_tree.classify(5, 9, host, known=False, before_lives=False) is NsEvent.CREATED
+    assert process_tree.classify(5, None, host, known=False) is NsEvent.GONE
 
 
 # --- the real /proc ---
@@ -608,13 +609,13 @@ def test_real_proc_shows_pid_1_in_a_new_pid_namespace(container: subprocess.Pope
     assert len(sleeps) == 1, s.procs
     sleep = sleeps[0]
     assert sleep.ppid == container.pid
-    assert sleep.nspid[-1] == 1 and observer.inner_pid(sleep) == 1
+    assert sleep.nspid[-1] == 1 and process_tree.inner_pid(sleep) == 1
     assert s.host_ns["pid"] is not None
     assert sleep.ns["pid"] != s.host_ns["pid"]
-    assert observer.ns_transitions(s, sleep.pid) == ("pid",)
+    assert process_tree.ns_transitions(s, sleep.pid) == ("pid",)
 
     out = io.StringIO()
-    Console(file=out, width=100, color_system=None, theme=THEME).print(views.pstree_view(s, diff(None, s)))
+    Console(file=out, width=100, color_system=None, theme=THEME).print(process_views.pstree_view(s, diff(None, s)))
     assert f"sleep({sleep.pid})[1] (pid)" in out.getvalue()
 
 
@@ -628,7 +629,7 @@ def test_a_real_container_restarted_between_two_looks_is_always_shown_as_new() -
         container = subprocess.Popen(["unshare", "--mount", "--uts", "sleep", "30"], start_new_session=True)
         try:
             deadline = time.monotonic() + 5
-            while observer.read_stat(Path("/proc"), container.pid) is None or _comm(container.pid) != "sleep":
+            while process_tree.read_stat(Path("/proc"), container.pid) is None or _comm(container.pid) != "sleep":
                 assert time.monotonic() < deadline, "unshare did not become sleep"
                 time.sleep(0.01)
             looks.append(snapshot(Path("/proc"), {"c": container.pid}))
@@ -645,11 +646,11 @@ def test_a_real_container_restarted_between_two_looks_is_always_shown_as_new() -
         assert by_type[ns_type].event is NsEvent.CREATED, d.ns_changes
         assert by_type[ns_type].recycled == (old[ns_type] == new[ns_type])
         assert (ns_type, old[ns_type]) in d.gone_namespaces
-    assert "no namespace changed" not in render(views.namespace_view(looks[1], d))
+    assert "no namespace changed" not in render(process_views.namespace_view(looks[1], d))
 
 
 def _comm(pid: int) -> str | None:
-    stat = observer.read_stat(Path("/proc"), pid)
+    stat = process_tree.read_stat(Path("/proc"), pid)
     return None if stat is None else stat.comm
 
 

@@ -30,14 +30,15 @@ from prompt_toolkit.output import DummyOutput
 
 from tests.conftest import REPO, run_workshop
 from tests.hygiene import HostState
-from workshop import events as ev
-from workshop import runner, variables
+from workshop.engine import events as ev
+from workshop.engine import runner
+from workshop.engine.session import LessonSession
 from workshop.environment import Environment
-from workshop.loader import load_lesson
-from workshop.render import Renderer
-from workshop.session import LessonSession
-from workshop.shell import Shell
-from workshop.theme import PROJECTOR_STYLES
+from workshop.lesson import variables
+from workshop.lesson.loader import load_lesson
+from workshop.ui.render import Renderer
+from workshop.ui.shell import Shell
+from workshop.ui.theme import PROJECTOR_STYLES
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])(?:;[0-9;]*)?m")

@@ -18,8 +18,8 @@ from typing import Literal
 
 import pytest
 
-from workshop.processes import run
-from workshop.rootfs import (
+from workshop.engine.processes import run
+from workshop.image.rootfs import (
     ImageInfo,
     RootfsError,
     build_busybox_image,

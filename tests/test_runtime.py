@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, REPO, require_tool
-from workshop import cgroups, primitives
+from workshop.engine import cgroupfs, primitives
+from workshop.engine.journal import Journal
 from workshop.environment import Environment
-from workshop.journal import Journal
 
 RUNTIME = REPO / "lessons" / "capstone" / "minicontainer.py"
 NAMESPACES = ("mnt", "uts", "ipc", "pid", "net", "cgroup")
@@ -64,12 +64,12 @@ def rootfs(image_dir: Path, tmp_path: Path) -> Path:
 def cgroup_for(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """Container cgroup paths under the tool's prepared parent (v1 or v2), journaled so that they go whatever
     happens, and the parent with them."""
-    layout = cgroups.current_layout(Environment())
+    layout = cgroupfs.current_layout(Environment())
     if not layout.pids_available:
         if IN_CI:
             pytest.fail(f"no pids controller, and CI=true: {layout.detail}")
         pytest.skip(layout.detail)
-    plan = cgroups.plan_pids_cgroup(layout, f"rt{os.getpid()}", Path("/proc"))
+    plan = cgroupfs.plan_pids_cgroup(layout, f"rt{os.getpid()}", Path("/proc"))
     journal = Journal.create(tmp_path / "journal", f"runtime-{os.getpid()}", tmp_path)
     primitives.prepare_cgroup_parent(journal, layout, plan)
     version = "v2" if layout.pids_on_v2 else "v1"

@@ -18,9 +18,9 @@ from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from tests.hygiene import HostState
-from workshop import runner
+from workshop.engine import runner
 from workshop.environment import Environment
-from workshop.shell import COMMANDS, Shell
+from workshop.ui.shell import COMMANDS, Shell
 
 ENTER = "\r"
 CTRL_C = "\x03"

@@ -14,7 +14,7 @@ from typing import TextIO
 import pytest
 
 from tests.conftest import REPO
-from workshop import signals
+from workshop.engine import signals
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ WHERE_SIGTERM_LANDS = {
 def test_a_sigterm_ends_the_program_at_once_and_without_a_traceback(where: str) -> None:
     program = (
         "import asyncio, os, signal, time\n"
-        "from workshop import signals\n"
+        "from workshop.engine import signals\n"
         "signals.exit_on_termination()\n" + WHERE_SIGTERM_LANDS[where] + "print('still running after SIGTERM')\n"
     )
     done = run_program(program)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.conftest import IN_CI, REPO, require_tool
-from workshop import loader, slides
-from workshop.model import Lesson
+from workshop.lesson import loader
+from workshop.lesson.model import Lesson
+from workshop.ui import slides
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from rich.console import Console, RenderableType
 
 from tests.ns_inodes import HOST_NS, NEW_MNT, NEW_PID
-from workshop import views
-from workshop.observer import NS_TYPES, Diff, Proc, Snapshot, diff
-from workshop.theme import THEME  # the views use only the theme's style names
+from workshop.observe.process_tree import NS_TYPES, Diff, Proc, Snapshot, diff
+from workshop.ui import process_views
+from workshop.ui.theme import THEME  # the views use only the theme's style names
 
 IN_CONTAINER = {"mnt": NEW_MNT, "pid": NEW_PID, "pid_for_children": NEW_PID}
 
@@ -86,15 +86,15 @@ def lines_with(text: str, needle: str) -> list[str]:
 
 def test_pstree_shows_host_pid_inner_pid_and_transitions_like_pstree_S() -> None:
     after = after_unshare()
-    text = render(views.pstree_view(after, diff(before_unshare(), after)))
+    text = render(process_views.pstree_view(after, diff(before_unshare(), after)))
 
     assert "pstree" in text.splitlines()[0]
     assert "container  bash(4200)  bash --norc" in text
     assert "+ unshare(4241) (mnt)  unshare -p -m -f sh" in text
     [sh_line] = lines_with(text, "sh(4242)")
     assert "+ sh(4242)[1] (pid)" in sh_line
-    assert views.FOCUS_MARK in sh_line  # the learner now talks to the container's shell
-    assert views.FOCUS_MARK not in lines_with(text, "bash(4200)")[0]
+    assert process_views.FOCUS_MARK in sh_line  # the learner now talks to the container's shell
+    assert process_views.FOCUS_MARK not in lines_with(text, "bash(4200)")[0]
     # children hang below their parent, in a tree
     assert text.index("bash(4200)") < text.index("unshare(4241)") < text.index("sh(4242)")
     assert "└── " in text
@@ -104,7 +104,7 @@ def test_a_process_started_inside_namespaces_is_marked_against_the_host() -> Non
     root = proc(5000, 100, "sh", nspid=(5000, 1), ns=IN_CONTAINER)
     after = snapshot_of([root], {"container": 5000}, {"container": 5000})
 
-    text = render(views.pstree_view(after, diff(after, after)))
+    text = render(process_views.pstree_view(after, diff(after, after)))
 
     assert "container  sh(5000)[1] (mnt,pid)" in text
     assert "+" not in text  # nothing is new when nothing changed
@@ -119,7 +119,7 @@ def test_children_are_sorted_by_pid_and_only_new_ones_are_marked() -> None:
         {"host": 4200},
     )
 
-    text = render(views.pstree_view(after, diff(before, after)))
+    text = render(process_views.pstree_view(after, diff(before, after)))
 
     assert text.index("cat(4250)") < text.index("sleep(4300)")
     assert "+ cat(4250)" in text
@@ -129,7 +129,7 @@ def test_children_are_sorted_by_pid_and_only_new_ones_are_marked() -> None:
 def test_gone_processes_are_listed_below_the_tree() -> None:
     before, after = after_unshare(), before_unshare()
 
-    text = render(views.pstree_view(after, diff(before, after)))
+    text = render(process_views.pstree_view(after, diff(before, after)))
 
     assert "exited: unshare(4241), sh(4242)" in text
     assert "sh(4242)[1]" not in text
@@ -139,7 +139,7 @@ def test_unreadable_fields_show_a_question_mark() -> None:
     ghost = proc(4201, 4200, "ghost", cmdline="", nspid=(), ns=dict.fromkeys(NS_TYPES), root=None)
     after = snapshot_of([console_bash(), ghost], {"host": 4200}, {"host": 4200})
 
-    text = render(views.pstree_view(after, diff(after, after)))
+    text = render(process_views.pstree_view(after, diff(after, after)))
 
     [line] = lines_with(text, "ghost(4201)")
     assert "ghost(4201)[?] (?)  [ghost]  root=?" in line
@@ -149,16 +149,16 @@ def test_comm_with_spaces_and_parentheses_is_shown_as_is() -> None:
     odd = proc(4201, 4200, "(sd-pam) x)", cmdline="")
     after = snapshot_of([console_bash(), odd], {"host": 4200}, {"host": 4200})
 
-    assert "(sd-pam) x)(4201)  [(sd-pam) x)]" in render(views.pstree_view(after, diff(after, after)))
+    assert "(sd-pam) x)(4201)  [(sd-pam) x)]" in render(process_views.pstree_view(after, diff(after, after)))
 
 
 def test_long_command_lines_are_cut_and_a_changed_root_is_shown() -> None:
     long = proc(4201, 4200, "python3", cmdline="python3 " + "x" * 200, root="/srv/rootfs")
     after = snapshot_of([console_bash(), long], {"host": 4200}, {"host": 4200})
 
-    [line] = lines_with(render(views.pstree_view(after, diff(after, after))), "python3(4201)")
+    [line] = lines_with(render(process_views.pstree_view(after, diff(after, after))), "python3(4201)")
 
-    assert "python3 " + "x" * (views.CMDLINE_WIDTH - len("python3 ") - 1) + "…" in line
+    assert "python3 " + "x" * (process_views.CMDLINE_WIDTH - len("python3 ") - 1) + "…" in line
     assert "root=/srv/rootfs" in line
     assert len(line) <= 100
 
@@ -166,7 +166,7 @@ def test_long_command_lines_are_cut_and_a_changed_root_is_shown() -> None:
 def test_a_console_whose_shell_exited_says_so() -> None:
     after = snapshot_of([console_bash()], {"host": 4200, "container": 6000}, {"host": 4200})
 
-    text = render(views.pstree_view(after, diff(after, after)))
+    text = render(process_views.pstree_view(after, diff(after, after)))
 
     assert "container  shell 6000 has exited" in text
 
@@ -175,7 +175,7 @@ def test_a_process_orphaned_while_reading_is_still_shown() -> None:
     # its parent 4241 exited between reading the tree and reading its details
     after = snapshot_of([console_bash(), proc(4242, 4241, "sh")], {"host": 4200}, {"host": 4200})
 
-    text = render(views.pstree_view(after, diff(after, after)))
+    text = render(process_views.pstree_view(after, diff(after, after)))
 
     assert "(parent exited while reading)" in text
     assert "sh(4242)" in text
@@ -185,7 +185,7 @@ def test_consoles_appear_in_roots_order() -> None:
     procs = [*in_container(), proc(5000, 100, "bash")]
     after = snapshot_of(procs, {"host": 5000, "container": 4200}, {"host": 5000, "container": 4242})
 
-    text = render(views.pstree_view(after, diff(None, after)))
+    text = render(process_views.pstree_view(after, diff(None, after)))
 
     assert text.index("host  + bash(5000)") < text.index("container  + bash(4200)")
 
@@ -196,7 +196,7 @@ def test_consoles_appear_in_roots_order() -> None:
 def test_namespace_table_shows_host_and_new_inodes_per_console() -> None:
     before, after = before_unshare(), after_unshare()
 
-    text = render(views.namespace_view(after, diff(before, after)))
+    text = render(process_views.namespace_view(after, diff(before, after)))
 
     assert "namespaces" in text.splitlines()[0]
     assert "container  pid 4242 → 1" in text
@@ -211,7 +211,7 @@ def test_namespace_table_shows_host_and_new_inodes_per_console() -> None:
 
 
 def test_rows_follow_ns_types_order() -> None:
-    text = render(views.namespace_view(before_unshare(), diff(None, before_unshare())))
+    text = render(process_views.namespace_view(before_unshare(), diff(None, before_unshare())))
 
     first_words = [line.split()[0] for line in text.splitlines() if line.split() and line.split()[0] in NS_TYPES]
     assert first_words == list(NS_TYPES)
@@ -220,7 +220,7 @@ def test_rows_follow_ns_types_order() -> None:
 def test_nothing_changed_is_one_quiet_line() -> None:
     after = after_unshare()
 
-    text = render(views.namespace_view(after, diff(after, after)))
+    text = render(process_views.namespace_view(after, diff(after, after)))
 
     assert "no namespace changed since the previous step" in text
     assert "●" not in text
@@ -229,7 +229,7 @@ def test_nothing_changed_is_one_quiet_line() -> None:
 def test_leaving_the_container_is_back_to_host_and_its_namespaces_are_gone() -> None:
     before, after = after_unshare(), before_unshare()
 
-    text = render(views.namespace_view(after, diff(before, after)))
+    text = render(process_views.namespace_view(after, diff(before, after)))
 
     assert f"{HOST_NS['pid']} host ● back" in text
     assert f"container: back in the host's pid namespace {HOST_NS['pid']} (was {NEW_PID})" in text
@@ -252,7 +252,7 @@ def test_nsenter_into_another_consoles_container_reads_as_joined() -> None:
         {"container": 4242, "container2": 5002},
     )
 
-    text = render(views.namespace_view(after, diff(before, after)))
+    text = render(process_views.namespace_view(after, diff(before, after)))
 
     assert "container2  pid 5002 → 2" in text
     assert "● joined" in text
@@ -265,7 +265,7 @@ def test_unreadable_namespaces_show_a_question_mark_and_gone_focus_a_dash() -> N
     procs = [*in_container()[:2], zombie]
     after = snapshot_of(procs, {"container": 4200, "old": 6000}, {"container": 4242})
 
-    text = render(views.namespace_view(after, diff(after_unshare(), after)))
+    text = render(process_views.namespace_view(after, diff(after_unshare(), after)))
 
     assert "old  (gone)" in text
     [net_row] = [line for line in text.splitlines() if line.startswith("net ")]
@@ -278,7 +278,7 @@ def test_unreadable_namespaces_show_a_question_mark_and_gone_focus_a_dash() -> N
 def test_first_step_reports_what_is_not_the_hosts_as_new() -> None:
     after = after_unshare()
 
-    text = render(views.namespace_view(after, diff(None, after)))
+    text = render(process_views.namespace_view(after, diff(None, after)))
 
     assert f"container: new pid namespace {NEW_PID} (the host's is {HOST_NS['pid']})" in text
 
@@ -297,7 +297,7 @@ def test_three_consoles_coming_back_to_the_host_fit_100_columns_without_wrapping
     )
     d: Diff = diff(before, after)
 
-    text = render(views.pstree_view(after, d)) + render(views.namespace_view(after, d))
+    text = render(process_views.pstree_view(after, d)) + render(process_views.namespace_view(after, d))
 
     assert all(len(line) <= 100 for line in text.splitlines())
     rows = {line.split()[0]: line for line in text.splitlines() if line.split() and line.split()[0] in NS_TYPES}

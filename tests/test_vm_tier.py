@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import REPO, require_tool
 from tests.vm import vmtools
-from workshop import loader
+from workshop.lesson import loader
 
 VM = REPO / "tests" / "vm"
 

@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workshop import signals
+from workshop.engine import signals
 from workshop.environment import Environment
 
 if TYPE_CHECKING:  # the real imports happen inside the commands: `workshop list` must start fast
-    from workshop.catalog import Catalog
-    from workshop.model import Lesson
-    from workshop.render import Renderer
+    from workshop.lesson.catalog import Catalog
+    from workshop.lesson.model import Lesson
+    from workshop.ui.render import Renderer
 
 COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "check", "slides")
 THEMES = ("default", "projector")
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     values = {i + 1 for i, a in enumerate(args_list) if a in ("--theme", "--record")}
     first = next((a for i, a in enumerate(args_list) if not a.startswith("-") and i not in values), None)
     if first is not None and first not in COMMANDS:
-        from workshop.render import Renderer
+        from workshop.ui.render import Renderer
 
         close = difflib.get_close_matches(first, COMMANDS, n=1)
         hint = f"did you mean `workshop {close[0]}`?" if close else f"commands: {', '.join(COMMANDS)}"
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env.theme = args.theme or ("projector" if getattr(args, "present", False) else "default")
     command = args.command or "shell"
     if command in NEEDS_ROOT and not env.is_root:
-        from workshop.render import Renderer
+        from workshop.ui.render import Renderer
 
         Renderer(env).error(
             f"`workshop {command}` changes kernel state (namespaces, mounts, cgroups) and needs root: "
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as e:  # a bug in workshop: what it made is undone by the handler's finally; no traceback
         from workshop import crashlog
-        from workshop.render import Renderer
+        from workshop.ui.render import Renderer
 
         log = crashlog.record(env.state_dir)
         Renderer(env).error(f"workshop hit an internal error ({type(e).__name__}: {e}). Details: {log}")
@@ -112,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _recorded(env: Environment, args: argparse.Namespace, handler: Handler) -> int:
     """`--record FILE`: the command's output also goes into a transcript, saved however the command ends."""
-    from workshop.render import Renderer
-    from workshop.transcript import Recorder, TranscriptError
+    from workshop.ui.render import Renderer
+    from workshop.ui.transcript import Recorder, TranscriptError
 
     terminal = env.stdout
     try:
@@ -131,15 +131,15 @@ def _recorded(env: Environment, args: argparse.Namespace, handler: Handler) -> i
 
 
 def cmd_shell(env: Environment, args: argparse.Namespace) -> int:
-    from workshop.shell import Shell
+    from workshop.ui.shell import Shell
 
     return Shell(env, start=getattr(args, "lesson", None), recorder=getattr(args, "recorder", None)).run()
 
 
 def cmd_list(env: Environment, args: argparse.Namespace) -> int:
-    from workshop import loader
-    from workshop.catalog import Catalog
-    from workshop.render import Renderer
+    from workshop.lesson import loader
+    from workshop.lesson.catalog import Catalog
+    from workshop.ui.render import Renderer
 
     out = Renderer(env)
     try:
@@ -152,10 +152,11 @@ def cmd_list(env: Environment, args: argparse.Namespace) -> int:
 
 
 def cmd_run(env: Environment, args: argparse.Namespace) -> int:
-    from workshop import loader, runner
-    from workshop.catalog import Catalog
-    from workshop.render import Renderer
-    from workshop.session import LessonSession
+    from workshop.engine import runner
+    from workshop.engine.session import LessonSession
+    from workshop.lesson import loader
+    from workshop.lesson.catalog import Catalog
+    from workshop.ui.render import Renderer
 
     out = Renderer(env, observe=not args.quiet)
     try:
@@ -195,7 +196,7 @@ def cmd_run(env: Environment, args: argparse.Namespace) -> int:
 
 
 def _present(env: Environment, catalog: Catalog, lesson: Lesson, out: Renderer, args: argparse.Namespace) -> int:
-    from workshop import presenter
+    from workshop.ui import presenter
 
     if args.yes:
         out.error("--present waits for the trainer's keys and --yes for none: choose one")
@@ -227,7 +228,7 @@ def _wait_for_key(env: Environment, out: Renderer) -> bool:
 
 
 def _clean_leftovers(env: Environment, out: Renderer) -> None:
-    from workshop import journal
+    from workshop.engine import journal
 
     for j in journal.iter_leftovers(env.journal_dir):
         out.notice(f"undoing what session {j.session} left behind (its workshop is gone)", "warning")
@@ -236,7 +237,7 @@ def _clean_leftovers(env: Environment, out: Renderer) -> None:
 
 def cmd_doctor(env: Environment, args: argparse.Namespace) -> int:
     from workshop import doctor
-    from workshop.render import Renderer
+    from workshop.ui.render import Renderer
 
     findings = doctor.diagnose(env)
     Renderer(env).doctor(findings)
@@ -244,8 +245,8 @@ def cmd_doctor(env: Environment, args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(env: Environment, args: argparse.Namespace) -> int:
-    from workshop import journal
-    from workshop.render import Renderer
+    from workshop.engine import journal
+    from workshop.ui.render import Renderer
 
     out = Renderer(env)
     failed = False
@@ -273,8 +274,8 @@ def cmd_cleanup(env: Environment, args: argparse.Namespace) -> int:
 
 
 def cmd_rootfs(env: Environment, args: argparse.Namespace) -> int:
-    from workshop import rootfs
-    from workshop.render import Renderer
+    from workshop.image import rootfs
+    from workshop.ui.render import Renderer
 
     out = Renderer(env)
     try:
@@ -293,8 +294,8 @@ def cmd_rootfs(env: Environment, args: argparse.Namespace) -> int:
 
 
 def cmd_check(env: Environment, args: argparse.Namespace) -> int:
-    from workshop import loader
-    from workshop.render import Renderer
+    from workshop.lesson import loader
+    from workshop.ui.render import Renderer
 
     out = Renderer(env)
     paths: list[Path] = []
@@ -314,8 +315,9 @@ def cmd_check(env: Environment, args: argparse.Namespace) -> int:
 
 
 def cmd_slides(env: Environment, args: argparse.Namespace) -> int:
-    from workshop import loader, slides
-    from workshop.render import Renderer
+    from workshop.lesson import loader
+    from workshop.ui import slides
+    from workshop.ui.render import Renderer
 
     out = Renderer(env)
     try:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from workshop import processes
-from workshop.cgroups import CgroupVersion, current_layout
+from workshop.engine import processes
+from workshop.engine.cgroupfs import CgroupVersion, current_layout
 from workshop.environment import Environment
 
 
@@ -44,7 +44,7 @@ def _default_which(name: str) -> str | None:
 
 def _default_find_busybox() -> Path:
     # Lazy: doctor must load (and report) even where busybox, or its own imports, cannot.
-    from workshop.busybox import find_static_busybox  # type: ignore[import-not-found, unused-ignore]
+    from workshop.image.busybox import find_static_busybox  # type: ignore[import-not-found, unused-ignore]
 
     found: Path = find_static_busybox()
     return found

@@ -1,0 +1,91 @@
+"""What a shell line in a lesson cannot do well: prepare a cgroup parent on v1 or v2, lease a free subnet.
+
+Each function journals what it is about to create before creating it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+from pathlib import Path
+
+from workshop.engine import cgroupfs, processes
+from workshop.engine.journal import Journal, claimed_elsewhere, has_mark, journals, set_mark
+
+SUBNET_POOL = ipaddress.IPv4Network("10.200.0.0/13")
+"""Where lesson subnets come from (10.200.0.0 – 10.207.255.255); each session leases one free /24."""
+
+
+HOST_PIDS_MARK = "trusted.workshop.host-pids"
+"""On the tool's parent cgroup: the tool switched pids on in the host's cgroup above it, so whichever session
+removes the parent last also switches it off, even a session whose journals are in another state dir."""
+
+
+def prepare_cgroup_parent(journal: Journal, layout: cgroupfs.CgroupLayout, plan: cgroupfs.CgroupPlan) -> None:
+    """Makes the tool's parent cgroup and switches the pids controller on where v2 needs it, journaling each
+    change first, so a lesson's plain `mkdir {{cgroup}}` works on v1 and v2 alike."""
+    parent = plan.path.parent
+    version = "v2" if layout.pids_on_v2 else "v1"
+    journal_dir = journal.path.parent
+    host_control = parent.parent / "cgroup.subtree_control"
+
+    # The host's switch is journaled before the parent, so that it is undone after the parent is gone: while the
+    # parent exists with pids on for its children the kernel refuses "-pids" above it (EBUSY), and it stays.
+    ours = host_control in plan.enable_pids_in or has_mark(parent, HOST_PIDS_MARK)
+    if ours or claimed_elsewhere(journal_dir, "subtree-control", str(host_control), journal.session):
+        journal.record("subtree-control", str(host_control), journals=str(journal_dir))
+        cgroupfs.enable_pids(host_control)
+    # Journaled by every session that uses it, whoever made it: the parent is the tool's own (its name is the
+    # tool's, see `cgroupfs.pids_parent`) and is removed only once empty, so the session that ends last removes
+    # it, even when sessions keep their journals in different state dirs and cannot see each other's claims.
+    journal.record("cgroup-parent", str(parent), version=version, journals=str(journal_dir))
+    with contextlib.suppress(FileExistsError):  # another session may make it at the same moment
+        parent.mkdir()
+    if ours:
+        set_mark(parent, HOST_PIDS_MARK)
+    if layout.pids_on_v2:
+        # Not journaled: the switch lives in the parent's own cgroup.subtree_control and goes with the parent.
+        # Switching it off while another learner's cgroup is below would take that cgroup's pids.max away.
+        cgroupfs.enable_pids(parent / "cgroup.subtree_control")
+
+
+def _network(text: str) -> ipaddress.IPv4Network | None:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+    return net if isinstance(net, ipaddress.IPv4Network) else None
+
+
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network the host routes or has an address in, so a lesson subnet never shadows one."""
+    texts: list[str] = []
+    for argv in (["ip", "-j", "-4", "route", "show", "table", "all"], ["ip", "-j", "-4", "addr"]):
+        done = processes.run(argv, timeout=5)
+        try:
+            items = json.loads(done.stdout) if done.ok and done.stdout.strip() else []
+        except ValueError:
+            items = []
+        for item in items:
+            if item.get("dst", "default") != "default":
+                texts.append(item["dst"])
+            texts += [f"{a.get('local')}/{a.get('prefixlen')}" for a in item.get("addr_info", [])]
+    return [net for net in map(_network, texts) if net is not None]
+
+
+def lease_subnet(journal: Journal, journal_dir: Path) -> str:
+    """A free /24 from SUBNET_POOL, as "10.x.y"; journaled as a lease so concurrent sessions never share one."""
+    used = _used_networks()
+    leased = {e.target for j in journals(journal_dir) for e in j.entries if e.kind == "lease"}
+    subnets: list[ipaddress.IPv4Network] = list(SUBNET_POOL.subnets(new_prefix=24))
+    start = int(hashlib.sha256(journal.session.encode()).hexdigest(), 16) % len(subnets)
+    for k in range(len(subnets)):
+        net = subnets[(start + k) % len(subnets)]
+        prefix = str(net.network_address).rsplit(".", 1)[0]
+        if prefix in leased or any(net.overlaps(u) for u in used):
+            continue
+        journal.record("lease", prefix)
+        return prefix
+    raise RuntimeError(f"no free /24 left in {SUBNET_POOL} on this host")

@@ -1,0 +1,199 @@
+"""A lesson in progress: its consoles, work dir, journal, variables and the last observation.
+
+`start()` journals the session's catch-all resources before anything exists; `close()` undoes everything. Both
+the REPL and `workshop run` drive lessons through this class and `runner`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+from workshop.engine import cgroupfs, primitives, signals
+from workshop.engine.consoles import Console
+from workshop.engine.events import CleanedUp, LessonStarted, Observed, Sink
+from workshop.engine.journal import Journal, claimed_elsewhere, hostname_before, made_by_workshop, make_shared_dir
+from workshop.environment import Environment
+from workshop.lesson import variables
+from workshop.lesson.model import Lesson
+from workshop.observe import process_tree, resources
+from workshop.observe.common import Scope
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(3)
+
+
+class LessonSession:
+    def __init__(self, env: Environment, lesson: Lesson, sink: Sink, session_id: str | None = None) -> None:
+        self.env = env
+        self.lesson = lesson
+        self.sink = sink
+        self.id = session_id or new_session_id()
+        self.workdir = env.sessions_dir / self.id
+        self.consoles: dict[str, Console] = {}
+        self.journal: Journal | None = None
+        self.position = 0
+        """Index of the next step to run."""
+        self.passed: set[int] = set()
+        self.last_run: int | None = None
+        """Index of the step run most recently (what `again` re-runs)."""
+        self.last: process_tree.Snapshot | None = None
+        self.last_extras: resources.ExtrasSnapshot | None = None
+        """The lesson's extra views as last shown (what the next ones are compared with)."""
+        self.active = lesson.consoles[-1]
+        """The console free-typed lines go to: the one the last step used."""
+        self._before: dict[str, str] = {}
+        self._net: str | None = None
+        self._cgroup: tuple[cgroupfs.CgroupLayout, cgroupfs.CgroupPlan] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.journal = Journal.create(self.env.journal_dir, self.id, self.workdir)
+        # catch-alls first, so they are undone last: processes die, then mounts go, then the files
+        self.journal.record("hostname", hostname_before(self.env.journal_dir, self.id))
+        self.journal.record("path", str(self.workdir))
+        self.journal.record("mounts-under", str(self.workdir))
+        self.journal.record("session-procs", str(self.workdir))
+        self.workdir.mkdir(parents=True, mode=0o755)
+        for name in self.lesson.consoles:
+            console = Console(name, self.id, cwd=self.workdir, proc_root=self.env.proc_root)
+            console.start()
+            self.consoles[name] = console
+        self.sink(LessonStarted(self.lesson, self.id, str(self.workdir)))
+        self.observe()
+
+    def close(self) -> CleanedUp:
+        removed: list[str] = []
+        failed: list[str] = []
+        with signals.held():
+            for console in self.consoles.values():
+                console.close()
+            self.consoles.clear()
+            if self.journal is not None:
+                for undone in self.journal.undo():
+                    text = f"{undone.entry.kind} {undone.entry.target}: {undone.outcome}"
+                    if undone.failed:
+                        failed.append(text)
+                    elif undone.outcome != "already gone":
+                        removed.append(text)
+                self.journal = None
+        event = CleanedUp(tuple(removed), tuple(failed))
+        self.sink(event)
+        return event
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= len(self.lesson.steps)
+
+    # -- variables ------------------------------------------------------------------------------------------------
+    def value(self, name: str) -> str:
+        static = {
+            "session": self.id,
+            "name": f"ws{self.id}",
+            "workdir": str(self.workdir),
+            "rootfs": str(self.workdir / "rootfs"),
+            "image": str(self.env.image_path),
+            "lessondir": str(self.lesson.lessondir),
+            "python": sys.executable,
+        }
+        if name in static:
+            return static[name]
+        if name in ("cgroup", "cgroup_version", "cgroup_layout"):
+            layout, plan = self.cgroup_plan()
+            return {
+                "cgroup": str(plan.path),
+                "cgroup_version": "v2" if layout.pids_on_v2 else "v1",
+                "cgroup_layout": layout.detail,
+            }[name]
+        if name == "net":
+            if self._net is None:
+                assert self.journal is not None
+                self._net = primitives.lease_subnet(self.journal, self.env.journal_dir)
+            return self._net
+        if name in self.lesson.variables:
+            return variables.substitute(self.lesson.variables[name], self.value)
+        frozen = self._before.get(name.removeprefix("before.pid.")) if name.startswith("before.pid.") else None
+        if frozen is not None:
+            return frozen
+        prefix, _, console_name = name.rpartition(".")
+        console = self.consoles.get(console_name)
+        if console is not None and prefix in ("pid", "before.pid"):
+            return str(console.focus_pid())
+        if console is not None and prefix == "shell":
+            return str(console.pid)
+        raise variables.UnknownVariable(name)
+
+    def cgroup_plan(self) -> tuple[cgroupfs.CgroupLayout, cgroupfs.CgroupPlan]:
+        """Where this session's pids cgroup goes on this machine (v1 or v2); computed once, creates nothing."""
+        if self._cgroup is None:
+            layout = cgroupfs.current_layout(self.env)
+            self._cgroup = (layout, cgroupfs.plan_pids_cgroup(layout, f"ws{self.id}", self.env.proc_root))
+        return self._cgroup
+
+    def record_created(self, kind: str, target: str) -> None:
+        """Journals a resource a step is about to create (its `creates` block), preparing what it needs first."""
+        assert self.journal is not None
+        if kind == "dir":
+            # the host's own directory is never ours to remove; one another session made is co-owned, since that
+            # session may end first, and then the last one out removes it
+            if not os.path.lexists(target):
+                self.journal.record(kind, target)
+                make_shared_dir(target)
+            elif made_by_workshop(target) or claimed_elsewhere(self.env.journal_dir, kind, target, self.id):
+                self.journal.record(kind, target)
+            return
+        if kind == "path":
+            if not os.path.lexists(target) or claimed_elsewhere(self.env.journal_dir, kind, target, self.id):
+                self.journal.record(kind, target)
+            return
+        if kind == "cgroup":
+            layout, plan = self.cgroup_plan()
+            primitives.prepare_cgroup_parent(self.journal, layout, plan)
+            self.journal.record("cgroup", target, version="v2" if layout.pids_on_v2 else "v1")
+            return
+        self.journal.record(kind, target)
+
+    def substitute(self, text: str) -> str:
+        return variables.substitute(text, self.value)
+
+    def remember_before(self) -> None:
+        """Freezes {{before.pid.X}} at the start of a step."""
+        self._before = {name: str(c.focus_pid()) for name, c in self.consoles.items() if c.alive}
+
+    # -- observing ------------------------------------------------------------------------------------------------
+    def observe(self, emit: bool = True) -> process_tree.Diff:
+        roots = {name: c.pid for name, c in self.consoles.items() if c.alive}
+        snap = process_tree.snapshot(self.env.proc_root, roots, reference_pid=os.getpid())
+        d = process_tree.diff(self.last, snap)
+        self.last = snap
+        if emit:
+            self.sink(Observed(snap, d, self._observe_extras(snap)))
+        return d
+
+    def _observe_extras(self, snap: process_tree.Snapshot) -> resources.ExtrasDiff | None:
+        """The views the lesson's front matter asks for, against the last ones shown (`tree` and `ns` skip them)."""
+        if not self.lesson.observe:
+            return None
+        now = resources.read_extras(
+            self.lesson.observe,
+            snap,
+            self.env.proc_root,
+            reference_pid=os.getpid(),
+            cgroup_place=self._cgroup_place,
+            scope=Scope(self.workdir, self.id),
+        )
+        changes = resources.diff_extras(self.last_extras, now)
+        self.last_extras = now
+        return changes
+
+    def _cgroup_place(self) -> resources.CgroupPlace:
+        try:
+            layout, plan = self.cgroup_plan()
+        except (cgroupfs.CgroupError, OSError) as e:
+            return resources.CgroupPlace(None, error=str(e))
+        parent = plan.path.parent
+        if parent.is_relative_to("/sys"):  # read through the environment's /sys, like `cgroupfs.current_layout`
+            parent = self.env.sys_root / parent.relative_to("/sys")
+        return resources.CgroupPlace(parent, layout.pids_on_v2)

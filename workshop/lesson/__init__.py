@@ -1,0 +1,1 @@
+"""Lessons as data: the model, the lesson-file loader, variables, checks, the catalog and progress."""

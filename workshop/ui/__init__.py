@@ -1,0 +1,1 @@
+"""What the learner sees and types: the REPL, the renderer and its views, themes, trainer mode, slides."""

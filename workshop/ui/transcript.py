@@ -1,0 +1,129 @@
+"""`--record FILE`: a transcript of everything workshop showed, to read later.
+
+The recorder sits between the renderer and the terminal (`stream` replaces the environment's stdout), so it sees
+exactly what was printed, colours included; the shell adds what the learner typed, which the terminal echoes and
+no renderer sees. `.html` is written at the end through rich's HTML export; `.cast` is an asciinema v2 recording
+(a JSON header line, then one `[seconds, "o", text]` line per write), written as it happens, so even a session
+that crashes leaves a playable file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TextIO, cast
+
+from workshop.lesson.progress import invoking_user
+
+FORMATS = {".html": "html", ".htm": "html", ".cast": "cast"}
+
+
+class TranscriptError(Exception):
+    """The transcript cannot be written where the learner asked (said before the session starts)."""
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, inner: TextIO, recorder: Recorder) -> None:
+        super().__init__()
+        self.inner = inner
+        self.recorder = recorder
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> int:
+        self.inner.write(text)
+        self.recorder.output(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+
+class Recorder:
+    def __init__(self, path: Path, inner: TextIO, width: int | None = None, height: int | None = None) -> None:
+        self.path = path
+        self.kind = FORMATS.get(path.suffix.lower(), "")
+        if not self.kind:
+            raise TranscriptError(f"--record {path}: the file name must end in .html (a page) or .cast (asciinema)")
+        if not path.parent.is_dir():
+            raise TranscriptError(f"--record {path}: the folder {path.parent} does not exist")
+        size = shutil.get_terminal_size()
+        self.width = width or size.columns
+        self.height = height or size.lines
+        self.start = time.monotonic()
+        self.chunks: list[str] = []
+        self.stream = cast(TextIO, _Tee(inner, self))
+        """Give this to the renderer instead of `inner`."""
+        self._cast: TextIO | None = None
+        try:
+            if self.kind == "cast":
+                self._cast = open(path, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole session
+                header = {
+                    "version": 2,
+                    "width": self.width,
+                    "height": self.height,
+                    "timestamp": int(time.time()),
+                    "title": "workshop",
+                    "env": {"TERM": os.environ.get("TERM", "xterm-256color"), "SHELL": "workshop"},
+                }
+                self._write_cast(json.dumps(header))
+            else:
+                path.touch()  # fail now, not after an hour of lessons
+            self._give_to_user()
+        except OSError as e:
+            raise TranscriptError(f"--record {path}: {e.strerror or e}") from e
+
+    def output(self, text: str) -> None:
+        self.chunks.append(text)
+        if self._cast is not None and text:
+            # a terminal turns each newline into CR LF; a player expects the same
+            event = [round(time.monotonic() - self.start, 6), "o", text.replace("\r\n", "\n").replace("\n", "\r\n")]
+            with contextlib.suppress(OSError, ValueError):
+                self._write_cast(json.dumps(event, ensure_ascii=False))
+
+    def typed(self, line: str) -> None:
+        """A line the learner typed at the prompt, as their terminal showed it."""
+        self.output(line + "\n")
+
+    def _write_cast(self, line: str) -> None:
+        assert self._cast is not None
+        self._cast.write(line + "\n")
+        self._cast.flush()
+
+    def save(self) -> Path:
+        """Finishes the file; safe to call more than once."""
+        if self._cast is not None:
+            with contextlib.suppress(OSError):
+                self._cast.close()
+            self._cast = None
+        elif self.kind == "html":
+            self.path.write_text(self.html(), encoding="utf-8")
+        return self.path
+
+    def html(self) -> str:
+        from rich.console import Console
+        from rich.text import Text
+
+        page = Console(record=True, file=io.StringIO(), width=self.width, force_terminal=True, color_system="truecolor")
+        for line in "".join(self.chunks).splitlines():
+            page.print(Text.from_ansi(line), soft_wrap=True)
+        return page.export_html(inline_styles=True)
+
+    def _give_to_user(self) -> None:
+        """Under sudo the file belongs to the person who asked for it, not to root."""
+        owner = invoking_user()
+        if os.geteuid() == 0 and owner.uid != 0:
+            os.chown(self.path, owner.uid, owner.gid)
