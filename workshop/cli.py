@@ -13,7 +13,8 @@ from workshop.engine import signals
 from workshop.environment import Environment
 
 if TYPE_CHECKING:  # the real imports happen inside the commands: `workshop list` must start fast
-    from workshop.lesson.catalog import Catalog
+    from workshop.doctor import Readiness
+    from workshop.engine.driver import LessonDriver
     from workshop.lesson.model import Lesson
     from workshop.ui.render import Renderer
 
@@ -137,6 +138,7 @@ def cmd_shell(env: Environment, args: argparse.Namespace) -> int:
 
 
 def cmd_list(env: Environment, args: argparse.Namespace) -> int:
+    from workshop.doctor import Readiness
     from workshop.lesson import loader
     from workshop.lesson.catalog import Catalog
     from workshop.ui.render import Renderer
@@ -147,13 +149,13 @@ def cmd_list(env: Environment, args: argparse.Namespace) -> int:
     except loader.LessonError as e:
         out.error(f"some lesson files are broken:\n{e}")
         return 1
-    out.lessons(catalog.lessons, catalog.unmet_text(env), catalog.progress_text())
+    out.lessons(catalog.lessons, Readiness(env).unmet_text(catalog.lessons), catalog.progress_text())
     return 0
 
 
 def cmd_run(env: Environment, args: argparse.Namespace) -> int:
-    from workshop.engine import runner
-    from workshop.engine.session import LessonSession
+    from workshop.doctor import Readiness
+    from workshop.engine.driver import LessonDriver, undo_leftovers
     from workshop.lesson import loader
     from workshop.lesson.catalog import Catalog
     from workshop.ui.render import Renderer
@@ -168,51 +170,51 @@ def cmd_run(env: Environment, args: argparse.Namespace) -> int:
     if lesson is None:
         out.error(f"no lesson {args.lesson!r}{catalog.suggest(args.lesson)}")
         return 2
-    if not _ready(env, catalog, lesson, out):
+    if not _ready(Readiness(env), lesson, out):
         return 1
-    _clean_leftovers(env, out)
-    if args.present:
-        return _present(env, catalog, lesson, out, args)
-    session = LessonSession(env, lesson, out)
-    passed = 0
-    try:
-        session.start()
-        for index in range(len(lesson.steps)):
-            if not args.yes and not _wait_for_key(env, out):
-                break
-            outcome = runner.run_step(session, index)
-            signals.check()  # a SIGTERM whose exception Python dropped (inside a __del__) ends the lesson here
-            if not outcome.passed:
-                break
-            catalog.progress.step_done(lesson.id, index, len(lesson.steps))
-            passed += 1
-        if passed == len(lesson.steps) and lesson.outro:
-            out.markdown(lesson.outro)
-    finally:
-        session.close()
+    if args.present and not _present_options_ok(args, out):
+        return 2
+    undo_leftovers(env, out, announce=True)
     total = len(lesson.steps)
+    if args.present:
+        from workshop.ui import presenter
+
+        passed = presenter.present(env, lesson, out, args.pace, progress=catalog.progress)
+    else:
+        passed = _run_through(LessonDriver(env, out, catalog.progress, learner_mode=False), lesson, args.yes)
     out.text(f"{lesson.id}: {passed}/{total} steps passed", "check.pass" if passed == total else "check.fail")
     return 0 if passed == total else 1
 
 
-def _present(env: Environment, catalog: Catalog, lesson: Lesson, out: Renderer, args: argparse.Namespace) -> int:
-    from workshop.ui import presenter
+def _run_through(driver: LessonDriver, lesson: Lesson, yes: bool) -> int:
+    """`workshop run`: every step in order (a key between steps unless --yes); stops at the first that fails.
+    Returns how many passed."""
+    try:
+        driver.start(lesson)
+        while not driver.finished:
+            if not yes and not _wait_for_key(driver.env, driver):
+                break
+            outcome = driver.next()
+            signals.check()  # a SIGTERM whose exception Python dropped (inside a __del__) ends the lesson here
+            if outcome is None or not outcome.passed:
+                break
+        return len(driver.session.passed) if driver.session is not None else 0
+    finally:
+        driver.stop()
 
+
+def _present_options_ok(args: argparse.Namespace, out: Renderer) -> bool:
     if args.yes:
         out.error("--present waits for the trainer's keys and --yes for none: choose one")
-        return 2
+        return False
     if not args.pace >= 0:  # NaN too
         out.error(f"--pace {args.pace:g}: give characters per second, 0 or more (0 shows lines at once)")
-        return 2
-    out.pace = args.pace
-    total = len(lesson.steps)
-    passed = presenter.present(env, lesson, out, on_step_done=lambda i: catalog.progress.step_done(lesson.id, i, total))
-    out.text(f"{lesson.id}: {passed}/{total} steps passed", "check.pass" if passed == total else "check.fail")
-    return 0 if passed == total else 1
+        return False
+    return True
 
 
-def _ready(env: Environment, catalog: Catalog, lesson: Lesson, out: Renderer) -> bool:
-    missing = catalog.unmet(env, lesson)
+def _ready(readiness: Readiness, lesson: Lesson, out: Renderer) -> bool:
+    missing = readiness.unmet(lesson)
     if not missing:
         return True
     out.error(f"lesson {lesson.id!r} cannot run on this machine yet:")
@@ -220,19 +222,13 @@ def _ready(env: Environment, catalog: Catalog, lesson: Lesson, out: Renderer) ->
     return False
 
 
-def _wait_for_key(env: Environment, out: Renderer) -> bool:
+def _wait_for_key(env: Environment, driver: LessonDriver) -> bool:
+    from workshop.engine.events import Said
+
     if not env.stdin.isatty():
         return True
-    out.text("press Enter for the next step (q and Enter to stop)", "muted")
+    driver.sink(Said("press Enter for the next step (q and Enter to stop)"))
     return signals.read_line(env.stdin).strip().lower() not in ("q", "quit")
-
-
-def _clean_leftovers(env: Environment, out: Renderer) -> None:
-    from workshop.engine import journal
-
-    for j in journal.iter_leftovers(env.journal_dir):
-        out.notice(f"undoing what session {j.session} left behind (its workshop is gone)", "warning")
-        out.undone(j.session, j.undo())
 
 
 def cmd_doctor(env: Environment, args: argparse.Namespace) -> int:
@@ -245,29 +241,22 @@ def cmd_doctor(env: Environment, args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(env: Environment, args: argparse.Namespace) -> int:
-    from workshop.engine import journal
+    from workshop.engine.driver import Leftovers
     from workshop.ui.render import Renderer
 
     out = Renderer(env)
-    failed = False
-    found = False
-    for j in journal.journals(env.journal_dir):
-        if j.owner_alive() and not args.all:
-            out.notice(
-                f"session {j.session} is still running (workshop pid {j.header.get('owner_pid')}); "
-                "left alone (use --all to undo it anyway)",
-                "warning",
-            )
-            continue
-        found = True
-        results = j.undo()
-        out.undone(j.session, results)
-        failed = failed or any(r.failed for r in results)
-    if failed:
+    found = Leftovers.find(env, live_too=args.all)
+    for j in found.live:
+        out.notice(
+            f"session {j.session} is still running (workshop pid {j.header.get('owner_pid')}); "
+            "left alone (use --all to undo it anyway)",
+            "warning",
+        )
+    if not found.undo(out):
         out.error("some resources could not be undone; see above")
         return 1
     out.text(
-        "the host is clean: nothing left from workshop sessions" if not found else "done: the host is clean",
+        "the host is clean: nothing left from workshop sessions" if not found.stale else "done: the host is clean",
         "check.pass",
     )
     return 0

@@ -17,6 +17,8 @@ from pathlib import Path
 from workshop.engine import processes
 from workshop.engine.cgroupfs import CgroupVersion, current_layout
 from workshop.environment import Environment
+from workshop.lesson.model import REQUIREMENTS as REQUIREMENTS  # what the checks below are for; kept importable here
+from workshop.lesson.model import Lesson
 
 
 class Status(Enum):
@@ -91,26 +93,6 @@ _NS_CONFIG = {
     "user": "CONFIG_USER_NS",
     "cgroup": "CONFIG_CGROUPS",
     "time": "CONFIG_TIME_NS (Linux 5.6+)",
-}
-
-REQUIREMENTS: dict[str, tuple[str, ...]] = {
-    "root": ("root",),
-    "rootfs": ("rootfs", "busybox", "tool:tar"),
-    "unshare": ("tool:unshare", "ns:pid", "ns:mnt", "ns:uts"),
-    "nsenter": ("tool:nsenter",),
-    "chroot": ("tool:chroot",),
-    "mount": ("tool:mount", "tool:umount"),
-    "pstree": ("tool:pstree",),
-    "overlay": ("overlay", "statedir", "tool:mount", "tool:umount", "ns:mnt"),
-    "cgroup-pids": ("cgroup:pids",),
-    # The veth lesson's last steps put a bridge in a network namespace of its own.
-    "veth": ("veth", "bridge", "tool:ip", "ns:net"),
-    "netns": ("tool:ip", "ns:net"),
-    "userns": ("ns:user", "userns"),
-    "ipc": ("ns:ipc",),
-    "time": ("ns:time",),
-    "cgroupns": ("ns:cgroup",),
-    "python": ("tool:python3",),
 }
 
 Result = tuple[Status, str, str]  # status, detail, fix
@@ -410,3 +392,23 @@ def unmet(requires: Iterable[str], findings: Sequence[Finding]) -> list[Finding]
 
 def exit_status(findings: Iterable[Finding]) -> int:
     return 1 if any(f.status is FAIL for f in findings) else 0
+
+
+class Readiness:
+    """What this machine lacks for each lesson; the machine is diagnosed once, when first asked."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self._findings: list[Finding] | None = None
+
+    def findings(self) -> list[Finding]:
+        if self._findings is None:
+            self._findings = diagnose(self.env)
+        return self._findings
+
+    def unmet(self, lesson: Lesson) -> list[Finding]:
+        return unmet(lesson.requires, self.findings())
+
+    def unmet_text(self, lessons: Iterable[Lesson]) -> dict[str, list[str]]:
+        """Per lesson id, what it is missing and how to fix it (`workshop list`, the REPL's `lessons`)."""
+        return {x.id: [f"{f.label}: {f.fix or f.detail}" for f in self.unmet(x)] for x in lessons}

@@ -21,12 +21,12 @@ import secrets
 import termios
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pexpect
 
 from workshop.engine import signals
+from workshop.engine.events import LineResult
 from workshop.observe import process_tree
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
@@ -75,17 +75,6 @@ def _blocked_reading_stdin(proc_root: Path, pid: int) -> bool:
 def clean(text: str) -> str:
     """Terminal output as plain text: no escape sequences, no carriage returns, no stray control bytes."""
     return CONTROL.sub("", ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n"))
-
-
-@dataclass(frozen=True)
-class LineResult:
-    rc: int | None
-    """Exit status of the line; None when it did not finish (timeout, Ctrl-C, shell gone)."""
-    output: str
-    timed_out: bool = False
-    interrupted: bool = False
-    restarted: bool = False
-    """The console's shell had to be replaced: state of earlier steps in this console is gone."""
 
 
 class Console:

@@ -11,8 +11,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from workshop.engine import cgroupfs
-from workshop.engine.consoles import Console, LineResult
-from workshop.engine.events import CheckDone, LineFinished, LineTyped, Notice, OutputLine, StepFinished, StepStarted
+from workshop.engine.consoles import Console
+from workshop.engine.events import (
+    CheckDone,
+    LineFinished,
+    LineResult,
+    LineTyped,
+    Notice,
+    OutputLine,
+    StepFinished,
+    StepStarted,
+)
 from workshop.engine.session import LessonSession
 from workshop.lesson import checks, variables
 from workshop.lesson.model import Step

@@ -1,11 +1,11 @@
-"""The curriculum on this machine: lessons loaded from `lessons/`, what each needs, and the learner's progress."""
+"""The curriculum: lessons loaded from `lessons/` and the learner's progress (what this machine lacks for each
+lesson is `doctor.Readiness`'s to say: reading lessons never runs the machine checks)."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
 
-from workshop import doctor
 from workshop.environment import Environment
 from workshop.lesson import loader
 from workshop.lesson.model import Lesson
@@ -15,7 +15,6 @@ from workshop.lesson.progress import Progress
 @dataclass
 class Catalog:
     lessons: list[Lesson]
-    findings: list[doctor.Finding] | None = None
     progress: Progress = field(default_factory=Progress)
 
     @classmethod
@@ -32,17 +31,6 @@ class Catalog:
     def suggest(self, lesson_id: str) -> str:
         close = difflib.get_close_matches(lesson_id, self.ids(), n=1, cutoff=0.5)
         return f"; did you mean {close[0]!r}?" if close else f" (lessons: {', '.join(self.ids())})"
-
-    def diagnose(self, env: Environment) -> list[doctor.Finding]:
-        if self.findings is None:
-            self.findings = doctor.diagnose(env)
-        return self.findings
-
-    def unmet(self, env: Environment, lesson: Lesson) -> list[doctor.Finding]:
-        return doctor.unmet(lesson.requires, self.diagnose(env))
-
-    def unmet_text(self, env: Environment) -> dict[str, list[str]]:
-        return {x.id: [f"{f.label}: {f.fix or f.detail}" for f in self.unmet(env, x)] for x in self.lessons}
 
     def progress_text(self) -> dict[str, str]:
         return {x.id: self.progress.summary(x.id, len(x.steps)) for x in self.lessons}

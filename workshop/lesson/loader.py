@@ -28,13 +28,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop import doctor
 from workshop.lesson import variables
-from workshop.lesson.model import HOST, VIEWS, Check, Creates, Expect, Lesson, Run, Step, Where
+from workshop.lesson.model import HOST, REQUIREMENTS, VIEWS, Check, Creates, Expect, Lesson, Run, Step, Where
 
 ROLES = ("run", "check", "hint", "expect", "creates", "notes")
 CREATES_KINDS = ("mount", "path", "dir", "netns", "link", "cgroup")
-REQUIREMENTS = tuple(doctor.REQUIREMENTS)
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 CONSOLE_RE = re.compile(r"^[a-z][a-z0-9]*$")
 FENCE_RE = re.compile(r"^(```+|~~~+)\s*(.*)$")

@@ -14,6 +14,28 @@ HOST = "host"
 VIEWS: tuple[str, ...] = ("mounts", "cgroups", "links")
 """Extra views a lesson may ask for (`observe:`), beyond pstree and namespaces; drawn by `extras`."""
 
+REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "root": ("root",),
+    "rootfs": ("rootfs", "busybox", "tool:tar"),
+    "unshare": ("tool:unshare", "ns:pid", "ns:mnt", "ns:uts"),
+    "nsenter": ("tool:nsenter",),
+    "chroot": ("tool:chroot",),
+    "mount": ("tool:mount", "tool:umount"),
+    "pstree": ("tool:pstree",),
+    "overlay": ("overlay", "statedir", "tool:mount", "tool:umount", "ns:mnt"),
+    "cgroup-pids": ("cgroup:pids",),
+    # The veth lesson's last steps put a bridge in a network namespace of its own.
+    "veth": ("veth", "bridge", "tool:ip", "ns:net"),
+    "netns": ("tool:ip", "ns:net"),
+    "userns": ("ns:user", "userns"),
+    "ipc": ("ns:ipc",),
+    "time": ("ns:time",),
+    "cgroupns": ("ns:cgroup",),
+    "python": ("tool:python3",),
+}
+"""What a lesson may `require`, and the machine checks (`doctor` finding keys) each word stands for. Here, with
+the lesson format, so that reading a lesson never needs the machine checks; `doctor` runs them."""
+
 
 @dataclass(frozen=True)
 class Where:
@@ -113,7 +135,7 @@ class Lesson:
     order: int = 100
     """Position in the curriculum (`workshop list` sorts by it)."""
     requires: tuple[str, ...] = ()
-    """Words from `doctor.REQUIREMENTS` (root, rootfs, unshare, overlay, cgroup-pids, …)."""
+    """Words from `REQUIREMENTS` (root, rootfs, unshare, overlay, cgroup-pids, …)."""
     consoles: tuple[str, ...] = (HOST,)
     """Consoles the lesson opens, in display order; `host` is always first."""
     observe: tuple[str, ...] = ()

@@ -8,9 +8,10 @@ sets the pace), and between steps the presenter waits for a key:
     t                type freely in the active console; `resume` (or Ctrl-D) returns to the lesson
     q                end the lesson; everything it created is undone
 
-Going back starts a fresh session and replays the steps before the target quietly (`replay.rebuild`), so the
-kernel is in the state the step expects; going forward replays the steps in between. Nothing here prints: the
-renderer shows every event, and the key reader only reads.
+A thin front end over the lesson driver, which does the work: going back starts a fresh session and replays the
+steps before the target quietly, so the kernel is in the state the step expects; going forward replays the steps
+in between. Nothing here prints lesson output: the renderer shows every event; this module only draws the key
+legend and its own prompts, and the key reader only reads.
 """
 
 from __future__ import annotations
@@ -20,18 +21,16 @@ import io
 import os
 import termios
 import tty
-from collections.abc import Callable
 from typing import Protocol, TextIO
 
-from workshop.engine import replay, runner, signals
-from workshop.engine.events import CleanedUp, Event, LineTyped, Notice
-from workshop.engine.session import LessonSession
+from workshop.engine import signals
+from workshop.engine.driver import DEFAULT_PACE, LessonDriver
 from workshop.environment import Environment
 from workshop.lesson.model import Lesson
+from workshop.lesson.progress import Progress
 from workshop.ui.render import Renderer
 
-DEFAULT_PACE = 25.0
-"""Characters a second: about as fast as a person types while talking, slow enough for a room to read along."""
+__all__ = ["DEFAULT_PACE", "Keys", "Presenter", "TerminalKeys", "present"]
 NEXT, SKIP, BACK, GOTO, TYPE, QUIT = "next", "skip", "back", "goto", "type", "quit"
 KEYS: dict[str, str] = {
     "\r": NEXT, "\n": NEXT, " ": NEXT, "\x1b[C": NEXT, "\x1bOC": NEXT, "n": NEXT,
@@ -100,20 +99,11 @@ class TerminalKeys:
 class Presenter:
     """Runs one lesson in trainer mode; `run()` returns the number of steps the final session passed."""
 
-    def __init__(
-        self,
-        env: Environment,
-        lesson: Lesson,
-        out: Renderer,
-        keys: Keys,
-        on_step_done: Callable[[int], None] | None = None,
-    ) -> None:
-        self.env = env
+    def __init__(self, driver: LessonDriver, lesson: Lesson, out: Renderer, keys: Keys) -> None:
+        self.driver = driver
         self.lesson = lesson
         self.out = out
         self.keys = keys
-        self.on_step_done = on_step_done
-        self.session: LessonSession | None = None
 
     @property
     def total(self) -> int:
@@ -122,59 +112,46 @@ class Presenter:
     def run(self) -> int:
         passed: set[int] = set()
         try:
-            self.session = LessonSession(self.env, self.lesson, self.out)
-            self.session.start()
-            self._loop(self.session)
+            self.driver.start(self.lesson)
+            self._loop()
         finally:
-            if self.session is not None:
-                passed = self.session.passed
-                self.session.close()
+            if self.driver.session is not None:
+                passed = self.driver.session.passed
+            self.driver.stop()
         return len(passed)
 
-    def _loop(self, s: LessonSession) -> None:
+    def _loop(self) -> None:
+        d = self.driver
         while True:
             signals.check()  # a SIGTERM whose exception Python dropped (inside a __del__) ends it here
-            verb, number = self._ask(s)
-            if verb == QUIT or (verb == NEXT and s.finished):
+            verb, number = self._ask()
+            if verb == QUIT or (verb == NEXT and d.finished):
                 return
             if verb == NEXT:
-                self._present_step(s)
+                d.next()
             elif verb == SKIP:
-                if s.finished:
-                    self.out.notice("this was the last step: nothing left to skip", "warning")
-                else:
-                    self.out.notice(f"skipping step {s.position + 1}: it runs quietly, later steps build on it")
-                    replay.rebuild(s, s.position + 1)
+                d.skip_quietly()
             elif verb == BACK:
-                if s.position == 0:
-                    self.out.notice("this is the first step already", "warning")
-                else:
-                    s = self.session = jump(s, s.position - 1, self.out)
+                d.back()
             elif verb == GOTO:
-                s = self.session = jump(s, number - 1, self.out)
+                d.jump(number - 1)
             elif verb == TYPE:
-                self._free_typing(s)
-
-    def _present_step(self, s: LessonSession) -> None:
-        index = s.position
-        outcome = runner.run_step(s, index)
-        if outcome.passed and self.on_step_done is not None:
-            self.on_step_done(index)
-        if outcome.passed and s.finished and self.lesson.outro:
-            self.out.markdown(self.lesson.outro)
+                self._free_typing()
 
     # -- between steps ------------------------------------------------------------------------------------------------
-    def _legend(self, s: LessonSession) -> str:
+    def _legend(self) -> str:
+        s = self.driver.session
+        assert s is not None
         keys = "s skip · b back · g goto · t type · q quit"
         if s.finished:
             return f"{self.lesson.id}: end of the lesson │ Enter ends it · b back · g goto · t type"
         step = self.lesson.steps[s.position]
         return f"{self.lesson.id}: next {s.position + 1}/{self.total} {step.title} │ Enter next · {keys}"
 
-    def _ask(self, s: LessonSession) -> tuple[str, int]:
+    def _ask(self) -> tuple[str, int]:
         """Waits for a key that means something; returns the verb and, for goto, the 1-based step number."""
         self.keys.drop_typeahead()
-        self.out.footer(self._legend(s))
+        self.out.footer(self._legend())
         while True:
             try:
                 key = self.keys.key()
@@ -188,7 +165,7 @@ class Presenter:
                 verb = KEYS.get(key if key.startswith("\x1b") else key.lower())
                 if verb is None:
                     self.out.notice(f"{key!r} means nothing here", "warning")
-                    self.out.footer(self._legend(s))
+                    self.out.footer(self._legend())
                     continue
                 if verb != GOTO:
                     return verb, 0
@@ -197,7 +174,7 @@ class Presenter:
                 return GOTO, number
             if number is not None:
                 self.out.notice(f"no step {number}: this lesson has steps 1 to {self.total}", "warning")
-            self.out.footer(self._legend(s))
+            self.out.footer(self._legend())
 
     def _ask_number(self) -> int | None:
         self.out.prompt(f"go to step (1-{self.total}): ")
@@ -215,91 +192,52 @@ class Presenter:
         return int(answer.strip())
 
     # -- the trainer's own console ---------------------------------------------------------------------------------
-    def _free_typing(self, s: LessonSession) -> None:
+    def _free_typing(self) -> None:
         """The trainer types into the lesson's consoles; the lesson waits, its state is whatever they leave."""
+        s = self.driver.session
+        assert s is not None
         self.out.notice(
             f"your turn: lines go to the {s.active} console. `console NAME` switches, `resume` (or Ctrl-D) "
             "returns to the lesson"
         )
-
-        sink = s.sink
-
-        def echo_once(event: Event) -> None:  # the terminal already showed the line as the trainer typed it
-            if not isinstance(event, LineTyped):
-                sink(event)
-
-        s.sink = echo_once
-        try:
-            while True:
-                self.out.prompt(f"{s.active}# ")
-                try:
-                    line = self.keys.line()
-                except KeyboardInterrupt:
-                    self.out.text("")
-                    continue  # like a shell: Ctrl-C drops the line
-                if line is None:
-                    self.out.text("")
-                    break
-                text = line.strip()
-                if text == "resume":
-                    break
-                word, _, name = text.partition(" ")
-                if word == "console" and name.strip():
-                    self._switch_console(s, name.strip())
-                elif text:
-                    runner.type_line(s, text)
-        finally:
-            s.sink = sink
+        while True:
+            self.out.prompt(f"{s.active}# ")
+            try:
+                line = self.keys.line()
+            except KeyboardInterrupt:
+                self.out.text("")
+                continue  # like a shell: Ctrl-C drops the line
+            if line is None:
+                self.out.text("")
+                break
+            text = line.strip()
+            if text == "resume":
+                break
+            word, _, name = text.partition(" ")
+            if word == "console" and name.strip():
+                self._switch_console(name.strip())
+            elif text:
+                self.driver.type_line(text, echoed=True)  # the terminal showed it as the trainer typed it
         self.out.notice("back to the lesson")
 
-    def _switch_console(self, s: LessonSession, name: str) -> None:
+    def _switch_console(self, name: str) -> None:
+        s = self.driver.session
+        assert s is not None
         if name not in s.consoles:
             self.out.error(f"no console {name!r}; this lesson has: {', '.join(s.consoles)}")
             return
         s.active = name
 
 
-def jump(s: LessonSession, target: int, out: Renderer) -> LessonSession:
-    """To the pause before step `target` (0-based): forward by replaying the steps in between, backward from a
-    fresh session with the steps before it replayed. Returns the session to go on with (a new one after going
-    back; the old one is then closed)."""
-    if target == s.position:
-        out.notice(f"already at step {target + 1}", "warning")
-        return s
-    if target < s.position:
-        out.notice(f"back to step {target + 1}: a fresh session, the steps before it replayed quietly")
-        s = _fresh(s)
-    replay.rebuild(s, target)
-    return s
-
-
-def _fresh(old: LessonSession) -> LessonSession:
-    """Closes the session and starts a new one, without the banners a lesson shows at its real start."""
-    sink = old.sink
-
-    def quiet(event: Event) -> None:  # only what must not be missed: failures to clean up, warnings
-        if (isinstance(event, CleanedUp) and event.failed) or (isinstance(event, Notice) and event.level != "info"):
-            sink(event)
-
-    old.sink = quiet
-    old.close()
-    new = LessonSession(old.env, old.lesson, quiet)
-    try:
-        new.start()
-    except BaseException:
-        new.close()
-        raise
-    new.sink = sink
-    return new
-
-
 def present(
     env: Environment,
     lesson: Lesson,
     out: Renderer,
+    pace: float = DEFAULT_PACE,
     keys: Keys | None = None,
-    on_step_done: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> int:
-    """Presents `lesson` (notes shown, lines typed out at `out.pace`); returns how many steps passed."""
-    out.present = True
-    return Presenter(env, lesson, out, keys or TerminalKeys(env.stdin), on_step_done).run()
+    """Presents `lesson` (notes shown, lines typed out at `pace`); returns how many steps passed."""
+    driver = LessonDriver(env, out, progress, learner_mode=False)
+    driver.present(True, pace)
+    return Presenter(driver, lesson, out, keys or TerminalKeys(env.stdin)).run()

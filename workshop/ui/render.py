@@ -16,7 +16,7 @@ from rich.text import Text
 from workshop.environment import Environment
 from workshop.ui.theme import AsciiStream, theme_named
 
-if TYPE_CHECKING:  # `workshop list` must start fast: events pulls in the consoles (pexpect), markdown its parser
+if TYPE_CHECKING:  # `workshop list` must start fast: events pulls in the observer, markdown its parser
     from rich.markdown import Markdown
     from rich.panel import Panel
 
@@ -87,6 +87,20 @@ class Renderer:
             self.step_finished(event)
         elif isinstance(event, ev.CleanedUp):
             self.cleaned_up(event)
+        elif isinstance(event, ev.LessonFinished):
+            self.lesson_finished(event)
+        elif isinstance(event, ev.Said):
+            self.text(event.text, event.style)
+        elif isinstance(event, ev.Looked):
+            self.looked(event)
+        elif isinstance(event, (ev.TryItShown, ev.GoalChecked, ev.HintShown, ev.SolutionShown)):
+            self.learner_help(event)
+        elif isinstance(event, ev.TrainerMode):
+            self.trainer_mode(event)
+        elif isinstance(event, ev.LeftoverUndone):
+            if event.announce:
+                self.notice(f"undoing what session {event.session} left behind (its workshop is gone)", "warning")
+            self.undone(event.session, event.results)
 
     def lesson_started(self, e: ev.LessonStarted) -> None:
         self.out.print(Rule(Text(f"{e.lesson.title}", style="lesson.title")))
@@ -164,6 +178,47 @@ class Renderer:
             for view in resource_views.extra_views(e.extras):
                 self.out.print(view)
 
+    def looked(self, e: ev.Looked) -> None:
+        from workshop.ui import process_views
+
+        view = process_views.pstree_view if e.view == "pstree" else process_views.namespace_view
+        self.out.print(view(e.snapshot, e.diff))
+
+    def lesson_finished(self, e: ev.LessonFinished) -> None:
+        if e.lesson.outro:
+            self.out.print(_markdown(e.lesson.outro))
+        if e.note:
+            self.text(e.note, "check.pass")
+
+    def learner_help(self, e: ev.TryItShown | ev.GoalChecked | ev.HintShown | ev.SolutionShown) -> None:
+        """What learner mode says around a try-it step: its goal, what is still missing, hints, the solution."""
+        from workshop.engine import events as ev
+
+        if isinstance(e, ev.TryItShown):
+            self.text(f"your turn: type it yourself in the {e.console} console. The goal:", "heading")
+            for goal in e.goals:
+                self.text(f"  ○ {goal}")
+            self.text(
+                "after each line you type, workshop checks the kernel. Stuck? `hint`, `solution`, `skip`.", "muted"
+            )
+        elif isinstance(e, ev.GoalChecked) and e.missing:
+            self.text("not there yet; still missing:", "muted")
+            for what in e.missing:
+                self.text(f"  ○ {what}", "check.fail")
+        elif isinstance(e, ev.GoalChecked):
+            self.text("goal reached ✓", "check.pass")
+            for goal in e.goals:
+                self.text(f"  ✓ {goal}", "check.pass")
+        elif isinstance(e, ev.HintShown):
+            self.hint(e.text)
+        elif not e.lines:
+            self.text("this step types nothing; it looks at what is already there", "muted")
+        else:
+            self.text("the solution, as workshop would type it:", "heading")
+            for console, line in e.lines:
+                self.text(f"  {console}# {line}", "command")
+            self.text("type it yourself, or `skip` to have it typed for you", "muted")
+
     def step_finished(self, e: ev.StepFinished) -> None:
         self._in_step = False
         if e.passed:
@@ -219,12 +274,13 @@ class Renderer:
             title = Text("notes for the trainer", style="notes.title")
             self.out.print(Panel(_markdown(note), title=title, title_align="left", border_style="notes"))
 
-    def presenting(self, on: bool, pace: float) -> None:
-        """Trainer mode switched in the REPL: notes shown, lines typed out, the projector theme (or back)."""
-        self.present = on
-        self.pace = pace if on else 0.0
-        self.env.theme = "projector" if on else self._theme
-        self.out = make_console(self.env)
+    def trainer_mode(self, e: ev.TrainerMode) -> None:
+        """Notes shown and lines typed out (or not); the REPL's switch also changes to the projector theme and back."""
+        self.present = e.on
+        self.pace = e.pace if e.on else 0.0
+        if e.projector:
+            self.env.theme = "projector" if e.on else self._theme
+            self.out = make_console(self.env)
 
     def footer(self, text: str) -> None:
         self.out.print(Text(f" {text} ", style="footer"))
