@@ -1,7 +1,7 @@
 """A lesson in progress: its consoles, work dir, journal, variables and the last observation.
 
-`start()` journals the session's catch-all resources before anything exists; `close()` undoes everything. Both
-the REPL and `workshop run` drive lessons through this class and `runner`.
+`start()` journals the session's catch-all resources before anything exists; `close()` undoes everything. The
+lesson driver (`driver.py`) drives lessons through this class and `runner`, for every front end.
 """
 
 from __future__ import annotations
