@@ -44,14 +44,18 @@ def cmd_start(shell: Shell, arg: str) -> None:
     shell.start_lesson(arg.split()[0])
 
 
-def cmd_next(shell: Shell, arg: str) -> None:
+def _step_ahead(shell: Shell, when_complete: str, style: str = "muted") -> bool:
+    """A lesson runs and has a step ahead; otherwise says why not (`when_complete` when the lesson is done)."""
     s = _need_lesson(shell)
-    if s is None:
-        return
-    if s.finished:
-        shell.say(f"lesson {s.lesson.id!r} is complete. `stop` cleans up, `lessons` shows what is next.", "check.pass")
-        return
-    shell.driver.next()
+    if s is not None and s.finished:
+        shell.say(when_complete.format(id=s.lesson.id), style)
+    return s is not None and not s.finished
+
+
+def cmd_next(shell: Shell, arg: str) -> None:
+    complete = "lesson {id!r} is complete. `stop` cleans up, `lessons` shows what is next."
+    if _step_ahead(shell, complete, "check.pass"):
+        shell.driver.next()
 
 
 def cmd_again(shell: Shell, arg: str) -> None:
@@ -65,24 +69,14 @@ def cmd_hint(shell: Shell, arg: str) -> None:
 
 
 def cmd_solution(shell: Shell, arg: str) -> None:
-    s = _need_lesson(shell)
-    if s is None:
-        return
-    if s.finished:
-        shell.say("the lesson is complete: there is no next step to solve")
-        return
-    shell.driver.solution()
+    if _step_ahead(shell, "the lesson is complete: there is no next step to solve"):
+        shell.driver.solution()
 
 
 def cmd_skip(shell: Shell, arg: str) -> None:
     """Types the step for the learner: the rest of a try-it step on screen, else the whole next step."""
-    s = _need_lesson(shell)
-    if s is None:
-        return
-    if s.finished:
-        shell.say("the lesson is complete: nothing left to skip")
-        return
-    shell.driver.skip()
+    if _step_ahead(shell, "the lesson is complete: nothing left to skip"):
+        shell.driver.skip()
 
 
 def cmd_present(shell: Shell, arg: str) -> None:
