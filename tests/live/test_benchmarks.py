@@ -20,7 +20,8 @@ from rich.tree import Tree as RichTree
 
 from benchmarks import report
 from benchmarks.measure import Row, Verdict
-from tests.conftest import REPO, require_tool
+from tests.ci import require_tool
+from tests.harness import REPO
 from tests.hygiene import HostState
 from workshop.ui import process_views
 

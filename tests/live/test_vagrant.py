@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_tool
+from tests.ci import require_tool
+from tests.harness import REPO
 
 VAGRANTFILE = REPO / "Vagrantfile"
 
