@@ -70,6 +70,7 @@ def test_quick_run_prints_a_table_with_every_part(host_unchanged: HostState) -> 
     else:
         assert step[5] == repl[5] == "skipped"
     assert rows["whole curriculum, `workshop run --yes`"][5] == "skipped"
+    assert rows["setup from the bundle, bare Debian 12, no network"][5] == "skipped"  # tests/live/test_bundle.py
     assert "Medians on one machine in one run" in done.stdout
 
 
