@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from benchmarks import curriculum, observer_bench, report, startup, step_bench
-from benchmarks.measure import Row, Verdict
+from benchmarks import bundle_bench, curriculum, observer_bench, report, startup, step_bench
+from benchmarks.measure import Row, Verdict, skipped
 
-PARTS = ("observer", "step", "startup", "curriculum")
+PARTS = ("observer", "step", "startup", "curriculum", "bundle")
 CAPTION = (
     "Medians on one machine in one run ({machine}). Host processes: the total on the host while measuring, topped "
     "up with a tree of `sleep`s. Lesson view: what the tool does after each step (scan every process's stat, read "
@@ -52,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.quick
             else curriculum.rows()
         ),
+        # tests/live/test_bundle.py proves the same install; the quick run (the suite's) does not do it twice
+        "bundle": lambda: [skipped(bundle_bench.WHAT, "< 60 s", "--quick")] if args.quick else bundle_bench.rows(),
     }
     rows: list[Row] = []
     for part in PARTS:

@@ -1,37 +1,20 @@
-"""Shared fixtures: root gating, a private state dir with a real image, and a host-hygiene check."""
+"""Shared fixtures: root gating (`@pytest.mark.root`), a private state dir with a real image, a host-hygiene check.
+
+The pieces tests import (REPO, run_workshop) live in `tests.harness`; what counts as CI in `tests.ci`.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.ci import IN_CI, require_root
+from tests.harness import REPO
 from tests.hygiene import HostState
-
-REPO = Path(__file__).resolve().parent.parent
-WORKSHOP = [sys.executable, "-m", "workshop"]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_root() -> None:
-    """Skip on a laptop without root; under CI a missing capability is a failure, never a skip."""
-    if os.geteuid() != 0:
-        if IN_CI:
-            pytest.fail("this test needs root, and CI=true: run the suite as root")
-        pytest.skip("needs root (runs in CI)")
-
-
-def require_tool(name: str) -> None:
-    if shutil.which(name) is None:
-        if IN_CI:
-            pytest.fail(f"{name} is missing, and CI=true: .ci/run must install it")
-        pytest.skip(f"needs {name}")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -79,18 +62,6 @@ def workshop_env(state_dir: Path, tmp_path: Path) -> dict[str, str]:
     )
     env.pop("SUDO_USER", None)
     return env
-
-
-def run_workshop(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        WORKSHOP + args,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        cwd=REPO,
-    )
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.ci import IN_CI
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 REPO = Path(__file__).resolve().parent.parent
 QUIET_DIRS = (Path("/run"), Path("/var/tmp"), Path("/dev/shm"), Path("/etc/netns"), Path("/root"))
@@ -30,7 +32,7 @@ def _check_tmp() -> bool:
     flag = os.environ.get("WORKSHOP_HYGIENE_TMP")
     if flag is not None:
         return flag.lower() in ("1", "true", "yes")
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    return IN_CI
 
 
 def _mounts() -> frozenset[str]:

@@ -1,7 +1,7 @@
 """Host-side helpers for `tests/vm/run-in-vm`: which kernel package, which modules in which order, and the
 serial console (printed live, scanned for the guest's exit-status marker).
 
-Pure functions first (unit-tested in tests/test_vm_tier.py), then a small command line the bash script calls:
+Pure functions first (unit-tested in tests/live/test_vm_tier.py), then a small command line the bash script calls:
 
     vmtools.py kernel-package < output-of-apt-cache-depends
     vmtools.py is-static FILE                          # exit 0 if FILE is a static x86-64 ELF

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_tool, run_workshop
+from tests.ci import require_tool
+from tests.harness import REPO, run_workshop
 
 CURRICULUM = [
     "process",

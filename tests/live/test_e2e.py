@@ -23,7 +23,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import REPO, require_tool, run_workshop
+from tests.ci import require_tool
+from tests.harness import REPO, run_workshop
 from tests.hygiene import HostState
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]

@@ -29,7 +29,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from tests.conftest import REPO
+from tests.harness import REPO
 from tests.hygiene import HostState
 from workshop.engine import runner
 from workshop.environment import Environment

@@ -20,7 +20,8 @@ from rich.tree import Tree as RichTree
 
 from benchmarks import report
 from benchmarks.measure import Row, Verdict
-from tests.conftest import REPO, require_tool
+from tests.ci import require_tool
+from tests.harness import REPO
 from tests.hygiene import HostState
 from workshop.ui import process_views
 
@@ -69,6 +70,7 @@ def test_quick_run_prints_a_table_with_every_part(host_unchanged: HostState) -> 
     else:
         assert step[5] == repl[5] == "skipped"
     assert rows["whole curriculum, `workshop run --yes`"][5] == "skipped"
+    assert rows["setup from the bundle, bare Debian 12, no network"][5] == "skipped"  # tests/live/test_bundle.py
     assert "Medians on one machine in one run" in done.stdout
 
 

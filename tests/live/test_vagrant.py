@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_tool
+from tests.ci import require_tool
+from tests.harness import REPO
 
 VAGRANTFILE = REPO / "Vagrantfile"
 
@@ -56,7 +57,7 @@ def text() -> str:
 def test_boxes_and_resources() -> None:
     code = text()
     assert '"bento/ubuntu-24.04"' in code and '"bento/debian-12"' in code
-    assert 'ENV.fetch("WORKSHOP_BOX", "ubuntu")' in code
+    assert 'ENV.fetch("WORKSHOP_BOX", "debian")' in code  # the box tests/live/test_vagrant_tier.py boots
     assert "primary: primary, autostart: primary" in code
     for provider in ("virtualbox", "libvirt"):
         assert f'config.vm.provider "{provider}"' in code
@@ -80,6 +81,7 @@ def test_no_work_dir_on_a_shared_folder() -> None:
     (synced,) = re.findall(r'synced_folder "\.", "/opt/workshop", type: "rsync",\s*rsync__exclude: \[([^\]]*)\]', code)
     for excluded in (".venv/", "tests/vm/.cache/"):
         assert f'"{excluded}"' in synced
+    assert "bundle" not in synced  # an offline bundle beside the repository travels into the VM
     assert code.count("synced_folder") == 2
     # nothing moves the state dir (the lessons' work dirs) anywhere, let alone onto a share
     assert "WORKSHOP_STATE_DIR" not in code

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_tool
+from tests.ci import require_tool
+from tests.harness import REPO
 from tests.vm import vmtools
 from workshop.lesson import loader
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console, RenderableType
 
-from tests.conftest import require_root, require_tool
+from tests.ci import require_root, require_tool
 from tests.ns_inodes import HOST_NS, NEW_MNT
 from workshop.engine import cgroupfs
 from workshop.engine.events import Event, Observed

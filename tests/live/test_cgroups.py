@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.ci import IN_CI, require_root
 from tests.hygiene import HostState
 from workshop.engine.cgroupfs import (
     CgroupError,
@@ -30,7 +30,7 @@ from workshop.engine.cgroupfs import (
 )
 from workshop.environment import Environment
 
-FIXTURES = Path(__file__).parent / "fixtures" / "mountinfo"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "mountinfo"
 CG = Path("/sys/fs/cgroup")
 
 
@@ -45,13 +45,6 @@ def reader(files: dict[Path, str]) -> Callable[[Path], str]:
         raise FileNotFoundError(2, "No such file or directory", str(path))
 
     return read
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("this test needs root, and CI=true")
-        pytest.skip("needs root")
 
 
 # --- parse_mountinfo -------------------------------------------------------------------------------------

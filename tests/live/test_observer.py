@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from tests.ci import require_root
 from tests.ns_inodes import HOST_NS, NEW_MNT, NEW_PID
 from workshop.observe import process_tree
 from workshop.observe.process_tree import NS_TYPES, NsChange, NsEvent, Snapshot, diff, foreground_pid, snapshot
 from workshop.ui import process_views
 from workshop.ui.theme import THEME
 
-FIXTURES = Path(__file__).parent / "fixtures" / "proc"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "proc"
 
 TOOL = 100  # the tool's own process: the reference for "host"
 
@@ -562,15 +563,6 @@ def test_classify_follows_the_rules_in_order() -> None:
 
 
 # --- the real /proc ---
-
-
-def require_root() -> None:
-    """Skip on a laptop; on CI (CI=true) a missing privilege is a failure, not a silent skip."""
-    if os.geteuid() == 0:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("this test needs root, and CI=true")
-    pytest.skip("needs root")
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import IN_CI, REPO, require_tool
+from tests.ci import IN_CI, require_tool
+from tests.harness import REPO
 from workshop.lesson import loader
 from workshop.lesson.model import Lesson
 from workshop.ui import slides

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO
+from tests.harness import REPO
 from workshop.lesson import loader
 from workshop.lesson.model import Lesson
 

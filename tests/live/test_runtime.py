@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, REPO, require_tool
+from tests.ci import IN_CI, require_tool
+from tests.harness import REPO
 from workshop.engine import cgroupfs, primitives
 from workshop.engine.journal import Journal
 from workshop.environment import Environment

@@ -23,7 +23,7 @@ from workshop.doctor import (
 from workshop.engine.processes import Completed
 from workshop.environment import Environment
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 PROC, SYS = Path("/fake/proc"), Path("/fake/sys")
 ENV = Environment(proc_root=PROC, sys_root=SYS, state_dir=Path("/fake/state"), is_root=True)
 ALL_TOOLS = ("unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", "tar", "python3")

@@ -12,7 +12,7 @@ last step there is no such wait, so the signal lands while workshop is already u
 SIGKILL there cuts its own cleanup in half).
 
 Two cells run at once (steps k and n+1-k, so that both take about as long), in one shared state dir as learners on
-one machine would: two sessions at once are supported (tests/test_concurrency.py), and it halves the time on two
+one machine would: two sessions at once are supported (tests/live/test_concurrency.py), and it halves the time on two
 cores. The host is compared with its state before the row after each pair. The matrix (lessons × steps × signals)
 and its number of leaks are printed at the end of the module; every cell must leak nothing.
 
@@ -41,7 +41,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from tests.conftest import REPO, run_workshop
+from tests.harness import REPO, run_workshop
 from tests.hygiene import HostState
 from workshop.engine import journal, session
 from workshop.environment import Environment

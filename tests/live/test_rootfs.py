@@ -18,6 +18,7 @@ from typing import Literal
 
 import pytest
 
+from tests.ci import missing, require_root
 from workshop.engine.processes import run
 from workshop.image.rootfs import (
     ImageInfo,
@@ -35,23 +36,12 @@ Entry = tuple[tarfile.TarInfo, bytes | None]
 # --- capabilities: skipped on a laptop, a failure in CI ------------------------------------------------
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{what}; with CI=true a missing capability is a failure, not a skip")
-    pytest.skip(what)
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        _missing("needs root")
-
-
 @pytest.fixture(scope="module")
 def busybox() -> Path:
     try:
         return find_static_busybox()
     except RootfsError as exc:
-        _missing(f"needs a static busybox ({exc})")
+        missing(f"needs a static busybox ({exc})")
         raise
 
 

@@ -27,14 +27,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO, require_tool
+from tests.ci import require_tool
+from tests.harness import REPO
 from tests.hygiene import HostState
-from tests.test_rootfs import DAMAGED, HOSTILE, alpine_like, make_tar, minimal_rootfs, reg, tar_bytes
+from tests.live.test_rootfs import DAMAGED, HOSTILE, alpine_like, make_tar, minimal_rootfs, reg, tar_bytes
 from workshop import cli, doctor
 from workshop.environment import Environment
 from workshop.image.rootfs import RootfsError, extract_image, import_image
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 Snapshot = dict[str, tuple[object, ...]]
 
 

@@ -28,7 +28,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from tests.conftest import REPO, run_workshop
+from tests.harness import REPO, run_workshop
 from tests.hygiene import HostState
 from workshop.engine import events as ev
 from workshop.engine import runner

@@ -26,7 +26,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import REPO, run_workshop
+from tests.harness import REPO, run_workshop
 from tests.hygiene import HostState
 from workshop.engine import cgroupfs, journal
 from workshop.environment import Environment

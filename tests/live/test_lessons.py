@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_tool, run_workshop
+from tests.ci import require_tool
+from tests.harness import REPO, run_workshop
 from workshop.lesson import loader
 
 LESSONS = [lesson.id for lesson in loader.load_all(loader.lesson_files(REPO / "lessons"))]

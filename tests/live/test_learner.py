@@ -1,7 +1,7 @@
 """Learner mode: a learner types a "try it" step themselves, asks for hints, skips a step, quits, and comes back
 to the same step with the earlier steps rebuilt on the kernel; `reset` starts over from a clean state.
 
-The end-to-end story drives the real `workshop` on a pty (see tests/test_e2e.py); the test itself reads the
+The end-to-end story drives the real `workshop` on a pty (see tests/live/test_e2e.py); the test itself reads the
 kernel (PID namespaces, NSpid, roots) to confirm what workshop says. Smaller pieces run in-process or without
 root: progress files (also broken ones), what a failing check says is missing, the transcript formats.
 """
@@ -24,9 +24,9 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from tests.conftest import run_workshop
+from tests.harness import run_workshop
 from tests.hygiene import HostState
-from tests.test_e2e import Learner, lesson_prompt, our_processes, session_ids, words
+from tests.live.test_e2e import Learner, lesson_prompt, our_processes, session_ids, words
 from workshop.engine import runner
 from workshop.engine.session import LessonSession
 from workshop.environment import Environment

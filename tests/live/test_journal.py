@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.harness import REPO
 from tests.hygiene import HostState
 from workshop.engine.journal import (
     Entry,

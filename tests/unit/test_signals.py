@@ -13,7 +13,7 @@ from typing import TextIO
 
 import pytest
 
-from tests.conftest import REPO
+from tests.harness import REPO
 from workshop.engine import signals
 
 
