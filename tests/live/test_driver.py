@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.conftest import REPO
+from tests.harness import REPO
 from tests.hygiene import HostState
 from workshop.engine import events as ev
 from workshop.engine.driver import Leftovers, LessonDriver
