@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.ci import IN_CI, require_root
-from tests.harness import REPO
+from tests.harness import REPO, repl_environment
 from tests.hygiene import HostState
+from workshop.environment import Environment
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -62,6 +63,19 @@ def workshop_env(state_dir: Path, tmp_path: Path) -> dict[str, str]:
     )
     env.pop("SUDO_USER", None)
     return env
+
+
+@pytest.fixture
+def private_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress is saved under the test's own XDG state dir, never the invoking user's (no SUDO_USER)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SUDO_USER", raising=False)
+
+
+@pytest.fixture
+def repl_env(state_dir: Path, private_progress: None) -> Environment:
+    """The environment the in-process REPL runs with (see `tests.harness.type_into_shell`)."""
+    return repl_environment(state_dir)
 
 
 @pytest.fixture

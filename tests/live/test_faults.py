@@ -36,12 +36,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
 
-from tests.harness import REPO, run_workshop
+from tests.harness import REPO, printed, run_workshop, type_into_shell, typed_lines
 from tests.hygiene import HostState
 from workshop.engine import journal, session
 from workshop.environment import Environment
@@ -274,23 +271,14 @@ class Bug(Exception):
     """What a bug in workshop raises: nothing catches it on purpose."""
 
 
-@pytest.fixture
-def repl_env(state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Environment:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("SUDO_USER", raising=False)
-    return Environment(stdout=io.StringIO(), state_dir=state_dir, color=False, width=120)
-
-
-def run_repl(env: Environment, *lines: str) -> tuple[int, str]:
+def run_repl(env: Environment, *typed: str) -> tuple[int, str]:
     """The real shell on a pipe input: types the lines, then Ctrl-D."""
     from workshop.ui.shell import Shell  # here: the matrix above must not depend on the REPL's imports
 
-    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
-        shell = Shell(env, input=pipe, output=DummyOutput(), history=InMemoryHistory())
-        pipe.send_text("".join(f"{line}\r" for line in lines) + "\x04")
-        rc = shell.run()
-    assert isinstance(env.stdout, io.StringIO)
-    return rc, env.stdout.getvalue()
+    _, rc = type_into_shell(
+        lambda pipe, output: Shell(env, input=pipe, output=output, history=InMemoryHistory()), typed_lines(*typed)
+    )
+    return rc, printed(env)
 
 
 @dataclass

@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import termios
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,12 +23,11 @@ import pexpect
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.input import PipeInput
 from prompt_toolkit.output import DummyOutput
 
-from tests.harness import REPO
+from tests.harness import REPO, printed, repl_environment, type_into_shell
 from tests.hygiene import HostState
 from workshop.engine import runner
 from workshop.environment import Environment
@@ -37,7 +35,6 @@ from workshop.ui.shell import Shell
 
 ENTER = "\r"
 CTRL_C = "\x03"
-CTRL_D = "\x04"
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 
 LESSON = """\
@@ -91,10 +88,7 @@ def lessons_dir(tmp_path: Path) -> Path:
     return folder.parent
 
 
-@pytest.fixture(autouse=True)
-def _private_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("SUDO_USER", raising=False)
+pytestmark = pytest.mark.usefixtures("private_progress")
 
 
 # -- in-process --------------------------------------------------------------------------------------------------
@@ -130,18 +124,8 @@ def open_fds() -> set[str]:
 
 def run_shell(env: Environment, keys: str) -> tuple[RecordingShell, int, str]:
     """Types `keys` into a fresh Shell until it quits; a final Ctrl-D ends it in any case."""
-    with create_pipe_input() as pipe:
-        output = DummyOutput()
-        with create_app_session(input=pipe, output=output):
-            shell = RecordingShell(env, pipe, output)
-            # from a thread: more than a pipe's 64 KiB typed ahead would block until the shell reads
-            typist = threading.Thread(target=pipe.send_text, args=(keys + CTRL_D,), daemon=True)
-            typist.start()
-            rc = shell.run()
-            typist.join(timeout=5)
-    stdout = env.stdout
-    assert isinstance(stdout, io.StringIO)
-    return shell, rc, stdout.getvalue()
+    shell, rc = type_into_shell(lambda pipe, output: RecordingShell(env, pipe, output), keys)
+    return shell, rc, printed(env)
 
 
 def assert_no_crash(output: str, state_dir: Path) -> None:
@@ -151,7 +135,7 @@ def assert_no_crash(output: str, state_dir: Path) -> None:
 
 
 def fresh_env(state_dir: Path, lessons_dir: Path) -> Environment:
-    return Environment(stdout=io.StringIO(), state_dir=state_dir, lessons_dir=lessons_dir, color=False, width=120)
+    return repl_environment(state_dir, lessons_dir)
 
 
 # Anything but a surrogate (not encodable) and what would end or escape the paste itself.

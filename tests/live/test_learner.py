@@ -19,12 +19,9 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import pytest
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
 
-from tests.harness import run_workshop
+from tests.harness import repl_environment, run_workshop, type_into_shell
 from tests.hygiene import HostState
 from tests.live.test_e2e import Learner, lesson_prompt, our_processes, session_ids, words
 from workshop.engine import runner
@@ -36,7 +33,6 @@ from workshop.ui.shell import Shell
 from workshop.ui.transcript import Recorder, TranscriptError
 
 ENTER = "\r"
-CTRL_D = "\x04"
 UNSHARE = "unshare-pid"
 STEPS = 8
 PID_1_SHELL = "unshare -p -f --kill-child --mount-proc=rootfs/proc chroot rootfs /bin/sh"
@@ -191,20 +187,14 @@ class ProbingShell(Shell, Generic[Seen]):
 
 
 def run_shell(env: Environment, probe: Callable[[LessonSession], Seen], *keys: str) -> ProbingShell[Seen]:
-    with create_pipe_input() as pipe:
-        output = DummyOutput()
-        with create_app_session(input=pipe, output=output):
-            shell = ProbingShell(env, probe, input=pipe, output=output)
-            pipe.send_text("".join(keys) + CTRL_D)
-            assert shell.run() == 0
+    shell, rc = type_into_shell(lambda pipe, output: ProbingShell(env, probe, input=pipe, output=output), "".join(keys))
+    assert rc == 0
     return shell
 
 
 @pytest.fixture
-def env(state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Environment:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("SUDO_USER", raising=False)
-    return Environment(stdout=io.StringIO(), state_dir=state_dir, color=False, width=120)
+def env(repl_env: Environment) -> Environment:
+    return repl_env
 
 
 def container_uts(s: LessonSession) -> tuple[bool, str]:
@@ -401,7 +391,7 @@ def test_run_records_a_cast_of_every_step(
 
 def test_new_commands_are_suggested_when_mistyped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    env = Environment(stdout=io.StringIO(), state_dir=tmp_path, color=False, width=120)
+    env = repl_environment(tmp_path)
     run_shell(env, lambda s: None, "skpi" + ENTER, "solutoin" + ENTER, "reset" + ENTER, "quit" + ENTER)
     out = env.stdout.getvalue()  # type: ignore[attr-defined]
     assert "did you mean `skip`" in out and "did you mean `solution`" in out

@@ -23,12 +23,11 @@ from typing import cast
 
 import pexpect
 import pytest
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.input import PipeInput
 from prompt_toolkit.output import DummyOutput
 
-from tests.harness import REPO, run_workshop
+from tests.harness import REPO, repl_environment, run_workshop, type_into_shell, typed_lines
 from tests.hygiene import HostState
 from workshop.engine import events as ev
 from workshop.engine import runner
@@ -436,14 +435,10 @@ def test_the_repl_switch_notes_typing_back_and_goto(
 ) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("SUDO_USER", raising=False)
-    env = Environment(stdout=io.StringIO(), state_dir=state_dir, lessons_dir=lessons, color=False, width=120)
+    env = repl_environment(state_dir, lessons)
     lines = ["start present-demo", "present on 200", "", "goto 3", "", "back", "present off", "back", "back", ""]
-    with create_pipe_input() as pipe:
-        output = DummyOutput()
-        with create_app_session(input=pipe, output=output):
-            shell = PresentingShell(env, pipe, output)
-            pipe.send_text("".join(line + "\r" for line in lines) + "quit\r\x04")
-            assert shell.run() == 0
+    shell, rc = type_into_shell(lambda pipe, output: PresentingShell(env, pipe, output), typed_lines(*lines, "quit"))
+    assert rc == 0
     steps = {i: h for i, h in enumerate(shell.handled)}
     assert [h[0] for h in shell.handled[: len(lines)]] == lines, [h[0] for h in shell.handled]
 
