@@ -24,6 +24,7 @@ PLAIN_HELP = "no colour, ASCII only, no animation (NO_COLOR=1 alone drops the co
 THEME_HELP = "projector: large and high contrast for a room (the default with --present)"
 NEEDS_ROOT = ("shell", "run", "cleanup", "rootfs")
 RECORD_HELP = "save a transcript: FILE.html (a web page) or FILE.cast (asciinema v2)"
+LESSONS_HELP = "also offer the lessons in DIR, beside the curriculum (repeatable; WORKSHOP_EXTRA_LESSONS=DIR:DIR)"
 
 
 Handler = Callable[[Environment, argparse.Namespace], int]
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help=PLAIN_HELP)
     p.add_argument("--theme", choices=THEMES, help=THEME_HELP)
     p.add_argument("--record", type=Path, metavar="FILE", help=RECORD_HELP)
+    p.add_argument("--lessons", type=Path, action="append", metavar="DIR", help=LESSONS_HELP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     shell = sub.add_parser("shell", help="the interactive shell (the default); reopens where you left off")
     shell.add_argument("lesson", nargs="?", help="open this lesson (at the step where you left it)")
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():  # also after the command: `workshop run process --plain`
         command.add_argument("--plain", action="store_true", default=argparse.SUPPRESS, help=PLAIN_HELP)
         command.add_argument("--theme", choices=THEMES, default=argparse.SUPPRESS, help=THEME_HELP)
+        command.add_argument(
+            "--lessons", type=Path, action="append", metavar="DIR", default=argparse.SUPPRESS, help=LESSONS_HELP
+        )
     for command in (shell, run):
         command.add_argument("--record", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=RECORD_HELP)
     return p
@@ -72,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     env = Environment.from_os()
     # `--theme projector`, `--record FILE`: values, not commands
-    values = {i + 1 for i, a in enumerate(args_list) if a in ("--theme", "--record")}
+    values = {i + 1 for i, a in enumerate(args_list) if a in ("--theme", "--record", "--lessons")}
     first = next((a for i, a in enumerate(args_list) if not a.startswith("-") and i not in values), None)
     if first is not None and first not in COMMANDS:
         from workshop.ui.render import Renderer
@@ -86,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env.color = False
         env.plain = True
     env.theme = args.theme or ("projector" if getattr(args, "present", False) else "default")
+    env.extra_lessons += tuple(args.lessons or ())
     command = args.command or "shell"
     if command in NEEDS_ROOT and not env.is_root:
         from workshop.ui.render import Renderer
@@ -288,7 +294,7 @@ def cmd_check(env: Environment, args: argparse.Namespace) -> int:
 
     out = Renderer(env)
     paths: list[Path] = []
-    for p in args.paths or [env.lessons_dir]:
+    for p in args.paths or env.lesson_dirs:
         paths.extend(loader.lesson_files(p) if p.is_dir() else [p])
     if not paths:
         out.error("no lesson files found")
@@ -310,7 +316,7 @@ def cmd_slides(env: Environment, args: argparse.Namespace) -> int:
 
     out = Renderer(env)
     try:
-        lessons = loader.load_all(loader.lesson_files(env.lessons_dir))
+        lessons = loader.load_all(loader.lesson_files_in(env.lesson_dirs))
     except loader.LessonError as e:
         out.error(f"some lesson files are broken:\n{e}")
         return 1

@@ -15,6 +15,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = Path("/var/lib/workshop")
 
 
+def shipped_lessons() -> Path:
+    """The curriculum: `workshop/lessons` when installed from a wheel (pip, pipx), else `lessons/` of the source
+    checkout this package runs from (an editable install, or `python -m workshop` in the repository)."""
+    packaged = Path(__file__).resolve().parent / "lessons"
+    return packaged if packaged.is_dir() else REPO_ROOT / "lessons"
+
+
+def extra_lessons_from(value: str | None) -> tuple[Path, ...]:
+    """`WORKSHOP_EXTRA_LESSONS=DIR[:DIR…]`: a learner's or trainer's own lesson folders, beside the shipped ones."""
+    return tuple(Path(p) for p in (value or "").split(os.pathsep) if p)
+
+
 @dataclass
 class Environment:
     """The machine as the tool sees it."""
@@ -28,7 +40,10 @@ class Environment:
     proc_root: Path = Path("/proc")
     """A `/proc`-like tree; tests point it at fixtures."""
     sys_root: Path = Path("/sys")
-    lessons_dir: Path = REPO_ROOT / "lessons"
+    lessons_dir: Path = field(default_factory=shipped_lessons)
+    """The curriculum's folder (WORKSHOP_LESSONS replaces it: a curriculum of one's own, or a test's)."""
+    extra_lessons: tuple[Path, ...] = ()
+    """Folders whose lessons are offered beside the curriculum (`--lessons DIR`, WORKSHOP_EXTRA_LESSONS)."""
     color: bool = True
     """False for NO_COLOR or --plain: styles are dropped, text is unchanged."""
     plain: bool = False
@@ -44,9 +59,15 @@ class Environment:
         lessons = os.environ.get("WORKSHOP_LESSONS")
         return cls(
             state_dir=Path(state) if state else DEFAULT_STATE_DIR,
-            lessons_dir=Path(lessons) if lessons else REPO_ROOT / "lessons",
+            lessons_dir=Path(lessons) if lessons else shipped_lessons(),
+            extra_lessons=extra_lessons_from(os.environ.get("WORKSHOP_EXTRA_LESSONS")),
             color=not os.environ.get("NO_COLOR"),  # https://no-color.org: set and not empty
         )
+
+    @property
+    def lesson_dirs(self) -> tuple[Path, ...]:
+        """Where lessons are looked for: the curriculum, then the extra folders."""
+        return (self.lessons_dir, *self.extra_lessons)
 
     @property
     def images_dir(self) -> Path:

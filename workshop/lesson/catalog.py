@@ -20,7 +20,7 @@ class Catalog:
     @classmethod
     def load(cls, env: Environment) -> Catalog:
         """Raises loader.LessonError when a lesson file is broken."""
-        return cls(loader.load_all(loader.lesson_files(env.lessons_dir)))
+        return cls(loader.load_all(loader.lesson_files_in(env.lesson_dirs)))
 
     def ids(self) -> list[str]:
         return [lesson.id for lesson in self.lessons]

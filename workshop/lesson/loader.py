@@ -518,6 +518,11 @@ def lesson_files(lessons_dir: Path) -> list[Path]:
     return sorted(found)
 
 
+def lesson_files_in(lessons_dirs: Iterable[Path]) -> list[Path]:
+    """The lesson files of several folders, in order (the curriculum first, then a learner's own)."""
+    return [f for d in lessons_dirs for f in lesson_files(d)]
+
+
 def load_lesson(path: Path) -> Lesson:
     if path.exists() and not path.is_file():  # reading a FIFO would wait forever
         raise LessonError([Problem(Where(path, 1), "cannot read the lesson file: it is not a regular file")])
