@@ -199,3 +199,63 @@ def test_a_presenter_note_naming_an_unknown_variable_says_its_line(tmp_path: Pat
     assert any(
         p.startswith(f"{tmp_path / 'lesson.md'}:35: unknown variable {{{{pid.c9}}}}") for p in problems(tmp_path, text)
     )
+
+
+# -- front matter as YAML ----------------------------------------------------------------------------------------
+
+YAML_FRONT = """\
+---
+id: hostname            # how `start` finds it
+title: "Your own hostname: a first namespace"   # quoted, since it holds ': '
+order: 15
+requires:               # an indented list works as well as [root, unshare]
+  - root
+  - unshare
+consoles: [host, container]
+vars:
+  newname: box-{{session}}   # plain text may start with anything but {{
+  marker: "{{workdir}}/host-only.txt"
+---
+"""
+
+
+def test_front_matter_is_yaml_with_comments_lists_and_quoted_variables(tmp_path: Path) -> None:
+    text = YAML_FRONT + GOOD[GOOD.index("\n# Your own hostname") + 1 :]
+    lesson = load(tmp_path, text)
+    assert lesson.title == "Your own hostname: a first namespace"
+    assert lesson.requires == ("root", "unshare") and lesson.order == 15
+    assert lesson.variables == {"newname": "box-{{session}}", "marker": "{{workdir}}/host-only.txt"}
+
+
+def test_yaml_values_stay_the_words_written(tmp_path: Path) -> None:
+    # YAML 1.1 would read `no` as false and `1e3` as a float; a lesson gets the text it wrote
+    text = GOOD.replace("title: Your own hostname", "title: no").replace("newname: box-{{session}}", "newname: 1e3")
+    lesson = load(tmp_path, text.replace("hostname {{newname}}", "hostname x{{newname}}"))
+    assert lesson.title == "no" and lesson.variables == {"newname": "1e3"}
+
+
+FRONT_MATTER_BROKEN = [
+    # (what is changed, into what, the line the error must point at, words the message must contain)
+    ("  newname: box-{{session}}", "  newname: {{session}}-box", 8, 'must be quoted, as in  name: "{{workdir}}/file"'),
+    ("  newname: box-{{session}}", "\tnewname: box-{{session}}", 8, "not valid YAML: found character '\\t'"),
+    ("consoles: [host, container]", "consoles: [host, container]\nid: again", 7, "'id' is given twice"),
+    ("title: Your own hostname", "title:\n  text: nested", 3, "'title' takes a text or a list"),
+    ("id: hostname", "id: [host, name]", 2, "'id' takes one text, not a list"),
+    ("  newname: box-{{session}}", "  NewName: box", 8, "lowercase name"),
+    ("vars:\n  newname: box-{{session}}", "vars: [newname]", 7, "'vars:' takes indented 'name: value' lines"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "line", "words"), FRONT_MATTER_BROKEN)
+def test_a_broken_front_matter_says_its_line_once(tmp_path: Path, old: str, new: str, line: int, words: str) -> None:
+    assert old in GOOD
+    found = problems(tmp_path, GOOD.replace(old, new, 1))
+    assert any(f":{line}: " in p and words in p for p in found), found
+    assert len(found) == 1, f"one mistake, one error (no cascade): {found}"
+
+
+def test_the_readmes_example_lesson_passes_as_written(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("````markdown\n", 1)[1].split("\n````", 1)[0] + "\n"
+    lesson = load(tmp_path, example)
+    assert lesson.id == "hostname" and lesson.steps

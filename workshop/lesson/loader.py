@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop.lesson import variables
+from workshop.lesson import front_matter, variables
 from workshop.lesson.model import HOST, REQUIREMENTS, VIEWS, Check, Creates, Expect, Lesson, Run, Step, Where
 
 ROLES = ("run", "check", "hint", "expect", "creates", "notes")
@@ -90,47 +90,6 @@ class _Parser:
     def problem(self, line: int, message: str) -> None:
         self.problems.append(Problem(self.at(line), message))
 
-    # -- front matter ---------------------------------------------------------------------------------------
-    def front_matter(self) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]], int]:
-        """Returns (keys, vars, index of the first body line); keys map to (line number, raw value)."""
-        meta: dict[str, tuple[int, str]] = {}
-        lesson_vars: dict[str, tuple[int, str]] = {}
-        if not self.lines or self.lines[0].strip() != "---":
-            self.problem(1, "a lesson starts with front matter: a line '---', then 'id: …', 'title: …', then '---'")
-            return meta, lesson_vars, 0
-        in_vars = False
-        for i in range(1, len(self.lines)):
-            raw = self.lines[i]
-            n = i + 1
-            if raw.strip() == "---":
-                return meta, lesson_vars, i + 1
-            if not raw.strip() or raw.lstrip().startswith("#"):
-                continue
-            if in_vars and raw[:1].isspace():
-                name, sep, value = raw.strip().partition(":")
-                if not sep or not re.fullmatch(r"[a-z_][a-z0-9_]*", name.strip()):
-                    self.problem(n, f"a variable is written 'name: value' (lowercase name), not {raw.strip()!r}")
-                    continue
-                lesson_vars[name.strip()] = (n, value.strip())
-                continue
-            in_vars = False
-            key, sep, value = raw.partition(":")
-            key = key.strip()
-            if not sep or raw[:1].isspace():
-                self.problem(n, f"front matter lines are 'key: value', not {raw.strip()!r}")
-                continue
-            if key in meta:
-                self.problem(n, f"{key!r} is given twice in the front matter (first on line {meta[key][0]})")
-                continue
-            if key == "vars":
-                in_vars = True
-                if value.strip():
-                    self.problem(n, "'vars:' takes indented 'name: value' lines below it")
-                continue
-            meta[key] = (n, value.strip())
-        self.problem(1, "the front matter is not closed: add a line '---' after it")
-        return meta, lesson_vars, len(self.lines)
-
     # -- body -------------------------------------------------------------------------------------------------
     def sections(self, start: int) -> tuple[_Section | None, list[_Section], _Section | None]:
         """Splits the body into the introduction (`#`), the steps (`##`) and the recap (a later `#`)."""
@@ -190,7 +149,10 @@ class _Parser:
         return j + 1
 
 
-def _list_value(value: str) -> list[str]:
+def _list_value(value: front_matter.Value) -> list[str]:
+    """`[a, b]`, an indented `- a` list, or the plain text `a, b`."""
+    if isinstance(value, list):
+        return value
     value = value.strip()
     if value.startswith("[") and value.endswith("]"):
         value = value[1:-1]
@@ -392,12 +354,24 @@ def _join_continuations(lines: list[str]) -> Iterator[str]:
 def parse_lesson(path: Path, text: str) -> Lesson:
     """Parses one lesson file's text; raises LessonError listing every problem found."""
     p = _Parser(path, text)
-    meta, lesson_vars, body_start = p.front_matter()
+    fm = front_matter.read(p.lines)
+    for at, message in fm.problems:
+        p.problem(at, message)
+    if p.problems:  # the rest would only repeat them (unknown variables, consoles, …): one error, not ten
+        raise LessonError(p.problems)
+    meta, lesson_vars, body_start = fm.keys, fm.variables, fm.body_start
+
+    def list_field(key: str) -> tuple[int, front_matter.Value]:
+        return meta.get(key, (1, ""))
 
     def field_(key: str, required: bool = True) -> tuple[int, str]:
         if key in meta:
-            return meta[key]
-        if required:
+            line, value = meta[key]
+            if isinstance(value, str):
+                return line, value
+            p.problem(line, f"{key!r} takes one text, not a list")
+            return line, ""
+        if required and not fm.problems:  # a broken front matter already said what is wrong
             p.problem(1, f"the front matter needs '{key}: …'")
         return (1, "")
 
@@ -417,14 +391,14 @@ def parse_lesson(path: Path, text: str) -> Lesson:
             order = int(order_text)
         else:
             p.problem(order_line, f"order must be a whole number, not {order_text!r}")
-    req_line, req_text = field_("requires", required=False)
+    req_line, req_text = list_field("requires")
     requires = tuple(_list_value(req_text))
     for r in requires:
         if r not in REQUIREMENTS:
             close = difflib.get_close_matches(r, REQUIREMENTS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(REQUIREMENTS)})"
             p.problem(req_line, f"unknown requirement {r!r}{hint}")
-    con_line, con_text = field_("consoles", required=False)
+    con_line, con_text = list_field("consoles")
     consoles = tuple(_list_value(con_text)) or (HOST,)
     for c in consoles:
         if not CONSOLE_RE.match(c):
@@ -434,7 +408,7 @@ def parse_lesson(path: Path, text: str) -> Lesson:
     if len(set(consoles)) != len(consoles):
         p.problem(con_line, "a console is listed twice")
 
-    obs_line, obs_text = field_("observe", required=False)
+    obs_line, obs_text = list_field("observe")
     observe = tuple(_list_value(obs_text))
     for view in observe:
         if view not in VIEWS:
