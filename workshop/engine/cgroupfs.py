@@ -12,6 +12,7 @@ cgroup somebody else owns.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import re
@@ -81,6 +82,9 @@ class CgroupLayout:
     pids_available: bool
     detail: str
     """One human sentence describing the layout."""
+    delegated: Path | None = None
+    """On a host whose cgroup tree systemd owns: the scope it delegates to the tool (`systemd_scope`), where lesson
+    cgroups go instead of `<cgroup2 root>/workshop`."""
 
     @property
     def pids_on_v2(self) -> bool:
@@ -228,7 +232,12 @@ def current_layout(env: Environment, read_file: Callable[[Path], str] | None = N
             path = env.sys_root / path.relative_to("/sys")
         return reader(path)
 
-    return detect_layout(reader(env.proc_root / "self/mountinfo"), rebased)
+    from workshop.engine import systemd_scope
+
+    layout = detect_layout(reader(env.proc_root / "self/mountinfo"), rebased)
+    if layout.pids_on_v2 and layout.unified is not None and systemd_scope.is_systemd_host(env.proc_root):
+        return dataclasses.replace(layout, delegated=systemd_scope.scope_path(layout.unified))
+    return layout
 
 
 def _own_cgroup(proc_root: Path, layout: CgroupLayout) -> str | None:
@@ -250,21 +259,21 @@ def _own_cgroup(proc_root: Path, layout: CgroupLayout) -> str | None:
 def pids_parent(layout: CgroupLayout, proc_root: Path) -> Path:
     """The directory under which lesson cgroups are created; nothing is created here.
 
-    v1: `<pids hierarchy root>/workshop`. v2: `<cgroup2 root>/workshop`, a direct child of the root, not a
-    child of a systemd slice: systemd owns its slices (it may move or reset them, and enabling controllers
-    there changes services by surprise), while it leaves unknown top-level cgroups alone (docker's cgroupfs
-    driver and LXC live there too). The root is the one cgroup exempt from "no internal processes", so
-    `+pids` can be enabled in its subtree_control even though it holds processes; systemd hosts already
-    have pids enabled there, so usually nothing changes (see `plan_pids_cgroup`).
+    v1: `<pids hierarchy root>/workshop`. v2 with systemd as PID 1: the scope systemd delegates to the tool
+    (`layout.delegated`, see `systemd_scope`), as runc and podman do. v2 without systemd:
+    `<cgroup2 root>/workshop`, a direct child of the root (docker's cgroupfs driver and LXC live there too).
+    The root is the one cgroup exempt from "no internal processes", so `+pids` can be enabled in its
+    subtree_control even though it holds processes (see `plan_pids_cgroup`).
 
     Raises CgroupError when there is no pids controller, or when the tool itself lives under that parent
     (cleanup kills everything there, so it would kill the tool).
     """
     if not layout.pids_available or layout.pids_root is None:
         raise CgroupError(f"no pids controller: {layout.detail}")
-    parent = layout.pids_root / PARENT_NAME
+    parent = layout.delegated or layout.pids_root / PARENT_NAME
     own = _own_cgroup(proc_root, layout)
-    if own is not None and (own == f"/{PARENT_NAME}" or own.startswith(f"/{PARENT_NAME}/")):
+    relative = f"/{parent.relative_to(layout.pids_root)}"
+    if own is not None and (own == relative or own.startswith(f"{relative}/")):
         raise CgroupError(f"workshop itself runs in the cgroup {own}; start it from outside {parent}")
     return parent
 
@@ -290,6 +299,8 @@ def plan_pids_cgroup(layout: CgroupLayout, name: str, proc_root: Path) -> Cgroup
     parent = pids_parent(layout, proc_root)
     if not layout.pids_on_v2:
         return CgroupPlan(parent / name, ())
+    if layout.delegated is not None:  # systemd hands the controllers down to its scope; the tool does the rest
+        return CgroupPlan(parent / name, (parent / "cgroup.subtree_control",))
     root = parent.parent
     needed = tuple(
         p / "cgroup.subtree_control" for p in (root, parent) if not _lists_pids(p / "cgroup.subtree_control")

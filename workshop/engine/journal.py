@@ -37,6 +37,7 @@ KINDS = (
     "link",
     "cgroup",
     "cgroup-parent",
+    "systemd-scope",
     "subtree-control",
     "lease",
 )
@@ -404,6 +405,16 @@ def _undo_cgroup_parent(entry: Entry, session: str) -> str:
     return "removed"
 
 
+def _undo_systemd_scope(entry: Entry, session: str) -> str:
+    """The delegated scope is shared like the parent cgroup: the session that ends last stops it."""
+    from workshop.engine import systemd_scope
+
+    other = _running_elsewhere(entry, session)
+    if other is not None:
+        return f"kept: session {other} still uses it"
+    return systemd_scope.stop(Path(entry.target))
+
+
 def _undo_subtree_control(entry: Entry, session: str) -> str:
     from workshop.engine import cgroupfs
 
@@ -457,6 +468,7 @@ _UNDO = {
     "path": _undo_path,
     "dir": _undo_dir,
     "cgroup-parent": _undo_cgroup_parent,
+    "systemd-scope": _undo_systemd_scope,
     "subtree-control": _undo_subtree_control,
     "lease": _undo_lease,
     "netns": _undo_netns,

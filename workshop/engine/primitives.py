@@ -1,4 +1,5 @@
-"""What a shell line in a lesson cannot do well: prepare a cgroup parent on v1 or v2, lease a free subnet.
+"""What a shell line in a lesson cannot do well: prepare a cgroup parent (v1, v2, or systemd's delegated scope),
+lease a free subnet.
 
 Each function journals what it is about to create before creating it.
 """
@@ -11,7 +12,7 @@ import ipaddress
 import json
 from pathlib import Path
 
-from workshop.engine import cgroupfs, processes
+from workshop.engine import cgroupfs, processes, systemd_scope
 from workshop.engine.journal import Journal, claimed_elsewhere, has_mark, journals, set_mark
 
 SUBNET_POOL = ipaddress.IPv4Network("10.200.0.0/13")
@@ -29,6 +30,11 @@ def prepare_cgroup_parent(journal: Journal, layout: cgroupfs.CgroupLayout, plan:
     parent = plan.path.parent
     version = "v2" if layout.pids_on_v2 else "v1"
     journal_dir = journal.path.parent
+    if layout.delegated is not None:
+        # systemd's own tree: the parent is a scope it delegates to the tool, shared like the parent below.
+        journal.record("systemd-scope", str(parent), journals=str(journal_dir))
+        systemd_scope.ensure(parent)
+        return
     host_control = parent.parent / "cgroup.subtree_control"
 
     # The host's switch is journaled before the parent, so that it is undone after the parent is gone: while the

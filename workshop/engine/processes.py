@@ -57,3 +57,16 @@ def run(
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         return Completed(tuple(argv), 124, out, f"{argv[0]}: timed out after {timeout:g}s", timed_out=True)
     return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+
+
+def start_detached(argv: Sequence[str]) -> int:
+    """Start a helper meant to outlive the tool (the keeper of a systemd scope) and return its pid. It runs in a
+    session of its own with no terminal; whoever undoes it kills it by pid. Raises OSError if it cannot start."""
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return proc.pid
