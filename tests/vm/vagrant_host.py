@@ -5,7 +5,7 @@ this module creates, with no route out of it (so the guest has no route to any p
 state (/etc/libvirt, /var/lib/libvirt, /run/libvirt, …) is a private copy in a mount namespace, so the host's
 links, routes, firewall and libvirt objects are never touched. A keeper process holds both namespaces; every
 command enters them with nsenter. `close()` destroys the VM, stops the daemons by PID, kills whatever is
-still in the namespaces and removes the scratch directory.
+still in the namespaces and removes the scratch directory. What it needs on the host is in tests/packages.txt.
 """
 
 from __future__ import annotations
@@ -27,21 +27,6 @@ BOX_NAME = "bento/debian-12"
 """The name the project's Vagrantfile asks for: the test box stands in for it, unchanged Vagrantfile and all."""
 
 LIBVIRT_DIRS = ("/etc/libvirt", "/var/lib/libvirt", "/run/libvirt", "/var/log/libvirt", "/var/cache/libvirt")
-PACKAGES = (
-    "vagrant",
-    "vagrant-libvirt",
-    "libvirt-daemon-system",
-    "libvirt-daemon-driver-qemu",
-    "libvirt-clients",
-    "dnsmasq-base",
-    "qemu-system-x86",
-    "qemu-utils",
-    "mmdebstrap",
-    "nftables",
-    "iptables",
-    "ebtables",
-)
-"""What the tier needs on the host; run-tests installs them (learners need none of it)."""
 
 
 def box() -> Path:
