@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the real imports happen inside the commands: `workshop list
     from workshop.lesson.model import Lesson
     from workshop.ui.render import Renderer
 
-COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "check", "slides")
+COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "new", "check", "slides")
 THEMES = ("default", "projector")
 PLAIN_HELP = "no colour, ASCII only, no animation (NO_COLOR=1 alone drops the colour)"
 THEME_HELP = "projector: large and high contrast for a room (the default with --present)"
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--all", action="store_true", help="also sessions whose workshop still runs")
     rootfs = sub.add_parser("rootfs", help="build the container image offline, or import one")
     rootfs.add_argument("--from", dest="source", metavar="TARBALL_OR_DIR", help="import this instead of building")
+    new = sub.add_parser("new", help="write a lesson skeleton that passes `workshop check`, to fill in")
+    new.add_argument("id", help="the lesson's id: lowercase letters, digits and '-'")
+    new.add_argument("--dir", type=Path, default=Path("lessons"), metavar="DIR", help="where (default: ./lessons)")
     check = sub.add_parser("check", help="validate lesson files")
     check.add_argument("paths", nargs="*", type=Path)
     slides = sub.add_parser("slides", help="every lesson as an offline HTML slide deck, plus an index")
@@ -309,6 +312,22 @@ def cmd_check(env: Environment, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new(env: Environment, args: argparse.Namespace) -> int:
+    from workshop.lesson import scaffold
+    from workshop.ui.render import Renderer
+
+    out = Renderer(env)
+    try:
+        path = scaffold.write(args.id, args.dir)
+    except (scaffold.ScaffoldError, OSError) as e:
+        out.error(str(e))
+        return 1
+    known = {d.resolve() for d in env.lesson_dirs}
+    lessons = "" if args.dir.resolve() in known else f" --lessons {args.dir}"
+    out.text(f"wrote {path}: edit it, then `workshop check {path}` and `sudo workshop{lessons} run {args.id} --yes`")
+    return 0
+
+
 def cmd_slides(env: Environment, args: argparse.Namespace) -> int:
     from workshop.lesson import loader
     from workshop.ui import slides
@@ -342,6 +361,7 @@ HANDLERS: dict[str, Handler] = {
     "doctor": cmd_doctor,
     "cleanup": cmd_cleanup,
     "rootfs": cmd_rootfs,
+    "new": cmd_new,
     "check": cmd_check,
     "slides": cmd_slides,
 }

@@ -161,7 +161,7 @@ def unmet_goals(session: LessonSession, index: int) -> list[str]:
     missing: list[str] = []
     for check in session.lesson.steps[index].checks:
         script = session.substitute(check.script)
-        verdict = checks.run_check(check, _LOCATE_FAILURE + script, session.id, timeout=GOAL_TIMEOUT)
+        verdict = checks.run_check(check, _LOCATE_FAILURE + script, session.id, timeout=GOAL_TIMEOUT, patience=1.0)
         if not verdict.passed:
             missing.append(_comment_above(script, verdict.output) or session.substitute(check.description))
     return missing
@@ -169,11 +169,10 @@ def unmet_goals(session: LessonSession, index: int) -> list[str]:
 
 GOAL_TIMEOUT = 5.0
 _LOCATE_FAILURE = (
-    'eventually() { local i; for i in $(seq 10); do if "$@"; then return 0; fi; sleep 0.1; done; "$@"; }; '
     'set -E; trap \'echo "WORKSHOP_FAILED=$LINENO ${BASH_LINENO[*]:-}" >&2\' ERR; echo "WORKSHOP_BASE=$LINENO" >&2\n'
 )
 """Prefixed to a check run after a learner's line: reports the script line that failed (the outermost call, when a
-helper failed), and waits at most a second in `eventually`, as the learner waits for it after every line."""
+helper failed). `eventually` waits at most a second there (`patience`), as the learner waits after every line."""
 
 
 def _comment_above(script: str, output: str) -> str:

@@ -24,7 +24,7 @@ ns() { readlink "/proc/$1/ns/$2"; }
 host_ns() { readlink "/proc/$WORKSHOP_PID/ns/$1"; }
 # in_host_ns PID TYPE -> true when the process shares the host's namespace of that type
 in_host_ns() { [ "$(ns "$1" "$2")" = "$(host_ns "$2")" ]; }
-# same_ns PID1 PID2 TYPE
+# same_ns PID1 PID2 TYPE -> true when both processes share the namespace of that type
 same_ns() { [ "$(ns "$1" "$3")" = "$(ns "$2" "$3")" ]; }
 # nspid PID          -> the PID as seen inside its innermost PID namespace
 nspid() { awk '/^NSpid:/ { print $NF }' "/proc/$1/status"; }
@@ -52,11 +52,37 @@ session_pids_outside_host_pidns() {
 }
 # no_session_pids_outside_host_pidns -> true when none is left
 no_session_pids_outside_host_pidns() { [ -z "$(session_pids_outside_host_pidns)" ]; }
-# eventually CMD...  -> retries CMD for up to 5 s, for what the kernel finishes after the command that asked for it
-#                       (a SIGKILLed process is gone a moment after kill returns)
-eventually() { local i; for i in $(seq 50); do if "$@"; then return 0; fi; sleep 0.1; done; "$@"; }
+# eventually CMD...  -> retries CMD for up to 5 s (1 s while a learner types), for what the kernel finishes after
+#                       the command that asked for it (a SIGKILLed process is gone a moment after kill returns)
+eventually() { local i; for i in $(seq "$WORKSHOP_TICKS"); do if "$@"; then return 0; fi; sleep 0.1; done; "$@"; }
 set -x
 """
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A function the prelude gives every check: how it is called, and what it says."""
+
+    usage: str
+    """e.g. `ns PID TYPE`"""
+    meaning: str
+
+    @property
+    def name(self) -> str:
+        return self.usage.split()[0]
+
+
+def helpers() -> list[Helper]:
+    """The check helpers, read from the prelude's own comments (`# usage -> meaning`, continued on lines that
+    start with '#' and spaces): the one table the code, `workshop check` and the author's guide all use."""
+    found: list[Helper] = []
+    for line in PRELUDE.splitlines():
+        if line.startswith("# ") and "->" in line:
+            usage, _, meaning = line[2:].partition("->")
+            found.append(Helper(" ".join(usage.split()), meaning.strip()))
+        elif line.startswith("#  ") and found:
+            found[-1] = Helper(found[-1].usage, f"{found[-1].meaning} {line.lstrip('#').strip()}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -69,9 +95,10 @@ class CheckResult:
     """The last command the script ran before it failed."""
 
 
-def run_check(check: Check, script: str, session: str, timeout: float = 30.0) -> CheckResult:
-    """`script` is the check's text after variable substitution."""
-    env = {"WORKSHOP_PID": str(os.getpid()), "WORKSHOP_SESSION": session, "PS4": "+ "}
+def run_check(check: Check, script: str, session: str, timeout: float = 30.0, patience: float = 5.0) -> CheckResult:
+    """`script` is the check's text after variable substitution; `eventually` waits up to `patience` seconds."""
+    ticks = str(max(1, round(patience * 10)))
+    env = {"WORKSHOP_PID": str(os.getpid()), "WORKSHOP_SESSION": session, "PS4": "+ ", "WORKSHOP_TICKS": ticks}
     done = processes.run(["/bin/bash", "--noprofile", "--norc", "-c", PRELUDE + script], timeout=timeout, env=env)
     trace = [ln[2:] for ln in done.stderr.splitlines() if ln.startswith("+ ")]
     said = [ln for ln in done.stderr.splitlines() if not ln.startswith("+")]

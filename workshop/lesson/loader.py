@@ -1,6 +1,6 @@
 """Lesson files (Markdown with a small front matter) → `model.Lesson`, or precise `file:line: what` errors.
 
-The format, in short (README has the full story):
+The format, in short (docs/lesson-authoring.md has the full story; its words are in `vocabulary`):
 
     ---
     id: chroot
@@ -8,7 +8,7 @@ The format, in short (README has the full story):
     requires: [root, rootfs]
     consoles: [host, container]
     vars:
-      marker: {{workdir}}/host-only.txt
+      marker: "{{workdir}}/host-only.txt"
     ---
     # chroot and its escape          ← the lesson's introduction follows
     ## Unpack the image               ← one step per `##` section
@@ -28,11 +28,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop.lesson import front_matter, variables
+from workshop.lesson import front_matter, variables, vocabulary
 from workshop.lesson.model import HOST, REQUIREMENTS, VIEWS, Check, Creates, Expect, Lesson, Run, Step, Where
 
-ROLES = ("run", "check", "hint", "expect", "creates", "notes")
-CREATES_KINDS = ("mount", "path", "dir", "netns", "link", "cgroup")
+ROLES = tuple(vocabulary.ROLES)
+CREATES_KINDS = tuple(vocabulary.CREATES_KINDS)
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 CONSOLE_RE = re.compile(r"^[a-z][a-z0-9]*$")
 FENCE_RE = re.compile(r"^(```+|~~~+)\s*(.*)$")
@@ -376,10 +376,8 @@ def parse_lesson(path: Path, text: str) -> Lesson:
         return (1, "")
 
     for key, (n, _) in meta.items():
-        if key not in ("id", "title", "order", "requires", "consoles", "observe"):
-            p.problem(
-                n, f"unknown front matter key {key!r} (known: id, title, order, requires, consoles, observe, vars)"
-            )
+        if key not in vocabulary.FRONT_MATTER:
+            p.problem(n, f"unknown front matter key {key!r} (known: {', '.join(vocabulary.FRONT_MATTER)})")
     id_line, lesson_id = field_("id")
     if lesson_id and not ID_RE.match(lesson_id):
         p.problem(id_line, f"id {lesson_id!r} must be lowercase letters, digits and '-', starting with a letter")
