@@ -26,7 +26,7 @@ from benchmarks.hostprocs import HostProcesses, count_processes, group_members
 from benchmarks.measure import Row, is_root, judge, median_ms, ms, time_call, time_command
 from workshop.engine.events import Observed
 from workshop.environment import Environment
-from workshop.observe import process_tree
+from workshop.observe import process_tree, procfs
 from workshop.ui.render import Renderer
 
 PROC = Path("/proc")
@@ -81,7 +81,7 @@ class LessonProcesses:
 def _children_of(pid: int) -> list[int]:
     found = []
     for child in sorted(int(e.name) for e in os.scandir(PROC) if e.name.isdigit()):
-        stat = process_tree.read_stat(PROC, child)
+        stat = procfs.read_stat(PROC, child)
         if stat is not None and stat.ppid == pid and stat.state != "Z":
             found.append(child)
     return found

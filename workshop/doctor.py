@@ -19,6 +19,7 @@ from workshop.engine.cgroupfs import CgroupVersion, current_layout
 from workshop.environment import Environment
 from workshop.lesson.model import REQUIREMENTS as REQUIREMENTS  # what the checks below are for; kept importable here
 from workshop.lesson.model import Lesson
+from workshop.observe.procfs import parse_mountinfo
 
 
 class Status(Enum):
@@ -224,26 +225,17 @@ _bridge = _link_module("bridge", ["type", "bridge"])
 _NO_UPPERDIR = ("vboxsf", "9p", "overlay", "nfs", "nfs4", "cifs", "smb3", "fuse", "vmhgfs", "prl_fs")
 
 
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
 def _statedir(env: Environment, p: Probe) -> Result:
     # The longest mount point that is a prefix of the path: that is the state dir's file system, whether
     # or not the dir exists yet (a mount point always does).
     path = p.resolve(env.state_dir)
     best: tuple[Path, str, list[str]] | None = None
-    for line in p.read_text(env.proc_root / "self/mountinfo").splitlines():
-        left, sep, right = line.partition(" - ")
-        fields, after = left.split(), right.split()
-        if not sep or len(fields) < 6 or not after:
-            continue
-        mount_point = Path(_unescape(fields[4]))
+    for mount in parse_mountinfo(p.read_text(env.proc_root / "self/mountinfo")):
+        mount_point = mount.mount_point
         if (path == mount_point or mount_point in path.parents) and (
             best is None or len(mount_point.parts) >= len(best[0].parts)
         ):
-            best = (mount_point, after[0], fields[5].split(","))
+            best = (mount_point, mount.fstype, list(mount.options))
     if best is None:
         return WARN, f"no mount in mountinfo holds {path}", "are /proc and the state dir's file system mounted?"
     mount_point, fstype, options = best

@@ -24,11 +24,11 @@ from workshop.engine.cgroupfs import (
     disable_pids,
     enable_pids,
     kill_and_remove,
-    parse_mountinfo,
     pids_parent,
     plan_pids_cgroup,
 )
 from workshop.environment import Environment
+from workshop.observe.procfs import parse_mountinfo
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mountinfo"
 CG = Path("/sys/fs/cgroup")

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from tests.ci import require_root
 from tests.ns_inodes import HOST_NS, NEW_MNT, NEW_PID
-from workshop.observe import process_tree
+from workshop.observe import process_tree, procfs
 from workshop.observe.process_tree import NS_TYPES, NsChange, NsEvent, Snapshot, diff, foreground_pid, snapshot
 from workshop.ui import process_views
 from workshop.ui.theme import THEME
@@ -156,8 +156,8 @@ def test_a_console_started_inside_namespaces_is_compared_with_the_host(tmp_path:
 def test_comm_with_spaces_and_parentheses_is_split_at_the_last_paren(tmp_path: Path) -> None:
     make_proc(tmp_path, {**base_host(), 4300: Spec("(sd-pam) x)", TOOL, cmdline="")})
 
-    stat = process_tree.read_stat(tmp_path, 4300)
-    assert stat == process_tree.Stat(comm="(sd-pam) x)", state="S", ppid=TOOL, tpgid=-1, starttime=1000)
+    stat = procfs.read_stat(tmp_path, 4300)
+    assert stat == procfs.Stat(comm="(sd-pam) x)", state="S", ppid=TOOL, tpgid=-1, starttime=1000)
     proc = snap(tmp_path, {"odd": 4300}).procs[4300]
     assert proc.comm == "(sd-pam) x)"
     assert proc.cmdline == ""  # the view falls back to [comm]
@@ -167,7 +167,7 @@ def test_a_comm_that_is_not_utf8_is_shown_with_a_replacement_character(tmp_path:
     (tmp_path / "4300").mkdir()
     (tmp_path / "4300" / "stat").write_bytes(stat_line(4300, Spec("x", TOOL)).encode().replace(b"(x)", b"(\xff)"))
 
-    assert process_tree.read_stat(tmp_path, 4300) == process_tree.Stat("\ufffd", "S", TOOL, -1, 1000)
+    assert procfs.read_stat(tmp_path, 4300) == procfs.Stat("\ufffd", "S", TOOL, -1, 1000)
 
 
 def test_the_container_scenario_renders_as_pstree_and_namespace_table(tmp_path: Path) -> None:
@@ -203,7 +203,7 @@ def test_real_files_captured_from_a_pid_namespace_parse(tmp_path: Path) -> None:
     assert (sleep.comm, sleep.ppid, sleep.cmdline, sleep.nspid) == ("sleep", 4974, "sleep 30", (4975, 1))
     assert sleep.starttime == 182077 and sleep.tpgid == -1
     assert s.procs[4974].cmdline == "unshare -p -f --mount-proc sleep 30"
-    assert process_tree.read_stat(tmp_path, 2) == process_tree.Stat("kthreadd", "S", 0, -1, 24)
+    assert procfs.read_stat(tmp_path, 2) == procfs.Stat("kthreadd", "S", 0, -1, 24)
 
 
 # --- unreadable and racing ---
@@ -621,7 +621,7 @@ def test_a_real_container_restarted_between_two_looks_is_always_shown_as_new() -
         container = subprocess.Popen(["unshare", "--mount", "--uts", "sleep", "30"], start_new_session=True)
         try:
             deadline = time.monotonic() + 5
-            while process_tree.read_stat(Path("/proc"), container.pid) is None or _comm(container.pid) != "sleep":
+            while procfs.read_stat(Path("/proc"), container.pid) is None or _comm(container.pid) != "sleep":
                 assert time.monotonic() < deadline, "unshare did not become sleep"
                 time.sleep(0.01)
             looks.append(snapshot(Path("/proc"), {"c": container.pid}))
@@ -642,7 +642,7 @@ def test_a_real_container_restarted_between_two_looks_is_always_shown_as_new() -
 
 
 def _comm(pid: int) -> str | None:
-    stat = process_tree.read_stat(Path("/proc"), pid)
+    stat = procfs.read_stat(Path("/proc"), pid)
     return None if stat is None else stat.comm
 
 

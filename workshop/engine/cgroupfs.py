@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import errno
 import os
-import re
 import signal
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from enum import Enum
 from pathlib import Path
 
 from workshop.environment import Environment
+from workshop.observe.procfs import MountInfo, parse_mountinfo
 
 PARENT_NAME = "workshop"
 
@@ -32,7 +32,6 @@ PARENT_NAME = "workshop"
 _V1_NON_CONTROLLERS = frozenset(
     {"rw", "ro", "none", "all", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods"}
 )
-_ESCAPE = re.compile(rb"\\([0-7]{3})")
 
 
 class CgroupError(Exception):
@@ -48,28 +47,6 @@ class CgroupVersion(Enum):
     HYBRID = "hybrid"
     V2 = "v2"
     NONE = "none"
-
-
-@dataclass(frozen=True)
-class MountInfo:
-    """One line of /proc/PID/mountinfo (see proc(5)), with escapes decoded."""
-
-    mount_id: int
-    parent_id: int
-    major_minor: str
-    root: str
-    """The path inside the filesystem that is mounted (a cgroup path for cgroupfs)."""
-    mount_point: Path
-    options: tuple[str, ...]
-    optional: tuple[str, ...]
-    """Propagation tags such as `shared:9`, `master:3`; empty for a private mount."""
-    fstype: str
-    source: str
-    super_options: tuple[str, ...]
-
-    @property
-    def is_shared(self) -> bool:
-        return any(tag.startswith("shared:") for tag in self.optional)
 
 
 @dataclass(frozen=True)
@@ -90,44 +67,6 @@ class CgroupLayout:
     def pids_on_v2(self) -> bool:
         """True when lesson cgroups follow v2 rules (subtree_control, no internal processes)."""
         return self.pids_root is not None and self.pids_root == self.unified
-
-
-def _unescape(field: str) -> str:
-    # The kernel escapes space, tab, newline and backslash as \ooo; decode at byte level so UTF-8 survives.
-    raw = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), field.encode("utf-8", "surrogateescape"))
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def parse_mountinfo(text: str) -> list[MountInfo]:
-    """Parse mountinfo text; lines that do not have the documented shape are skipped, not fatal."""
-    mounts: list[MountInfo] = []
-    for line in text.splitlines():
-        fields = line.split()
-        try:
-            sep = fields.index("-", 6)
-        except ValueError:
-            continue
-        if len(fields) < sep + 3:
-            continue
-        try:
-            mount_id, parent_id = int(fields[0]), int(fields[1])
-        except ValueError:
-            continue
-        mounts.append(
-            MountInfo(
-                mount_id=mount_id,
-                parent_id=parent_id,
-                major_minor=fields[2],
-                root=_unescape(fields[3]),
-                mount_point=Path(_unescape(fields[4])),
-                options=tuple(fields[5].split(",")),
-                optional=tuple(fields[6:sep]),
-                fstype=fields[sep + 1],
-                source=_unescape(fields[sep + 2]),
-                super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else (),
-            )
-        )
-    return mounts
 
 
 def v1_controllers(mount: MountInfo) -> tuple[str, ...]:

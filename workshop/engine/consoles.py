@@ -27,7 +27,7 @@ import pexpect
 
 from workshop.engine import signals
 from workshop.engine.events import LineResult
-from workshop.observe import process_tree
+from workshop.observe import process_tree, procfs
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -55,7 +55,7 @@ def _reads_done(proc_root: Path, pid: int) -> int | None:
         for line in (proc_root / str(pid) / "io").read_text().splitlines():
             if line.startswith("syscr:"):
                 return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
+    except procfs.UNREADABLE:
         pass
     return None
 
@@ -212,7 +212,7 @@ class Console:
         terminal, with nothing left in the terminal's input queue: only then is the marker line typed, so no
         program that reads its standard input ever swallows it."""
         pid = self.focus_pid()
-        stat = process_tree.read_stat(self.proc_root, pid)
+        stat = procfs.read_stat(self.proc_root, pid)
         if stat is None or stat.comm not in SHELLS:
             return False
         if self._typed_to is not None:

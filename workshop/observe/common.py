@@ -14,25 +14,14 @@ from enum import Enum
 from pathlib import Path
 
 from workshop.observe.process_tree import Snapshot
-
-UNREADABLE = (OSError, ValueError, IndexError)
+from workshop.observe.procfs import UNREADABLE as UNREADABLE
+from workshop.observe.procfs import read_text as read_text
 
 
 class Mark(Enum):
     NEW = "+"
     GONE = "-"
     CHANGED = "~"
-
-
-def read_text(path: str) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
 def printable(text: str) -> str:

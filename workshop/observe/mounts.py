@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from workshop.engine.cgroupfs import parse_mountinfo
 from workshop.observe.common import UNREADABLE, Mark, Scope, focus_groups, printable, read_text
 from workshop.observe.process_tree import Snapshot
+from workshop.observe.procfs import parse_mountinfo
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 

@@ -1,9 +1,8 @@
 """What the kernel says about the lesson's processes: snapshots of a `/proc`-like tree, and what changed.
 
-Everything here is a pure function of a directory shaped like `/proc`, so tests feed fixture trees and the
-tool feeds the real one. The kernel changes under our feet while we read (processes exit, PIDs get reused),
-so every read is allowed to fail: a process that vanished is skipped, a field that cannot be read becomes
-`None`, `()` or `""`, and nothing here raises because of it.
+Everything here is a pure function of a directory shaped like `/proc` (read through `procfs`, the one /proc
+layer), so tests feed fixture trees and the tool feeds the real one. A process that vanished while we read is
+skipped, a field that cannot be read becomes `None`, `()` or `""`, and nothing here raises because of it.
 """
 
 from __future__ import annotations
@@ -13,34 +12,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
 
-NS_TYPES: tuple[str, ...] = (
-    "cgroup",
-    "ipc",
-    "mnt",
-    "net",
-    "pid",
-    "pid_for_children",
-    "time",
-    "time_for_children",
-    "user",
-    "uts",
-)
+from workshop.observe import procfs
+from workshop.observe.procfs import NS_TYPES as NS_TYPES  # the views name them through the snapshot's module
+from workshop.observe.procfs import Stat, read_stat
 
 _FOR_CHILDREN = "_for_children"
-
-# Enough for every line of `status` up to NSpid and for a command line we only show truncated; a single
-# read of a /proc file is also what keeps it consistent (the kernel formats it in one go).
-_READ_SIZE = 4096
-
-# Everything a racing or locked-down /proc can throw at us while reading one process:
-# PermissionError, FileNotFoundError, ProcessLookupError (all OSError), and ValueError/IndexError from
-# parsing a file that was cut short.
-_UNREADABLE = (OSError, ValueError, IndexError)
-
-# A process that exited between listing and reading: its directory is gone, or the kernel says ESRCH.
-_VANISHED = (FileNotFoundError, ProcessLookupError)
 
 
 @dataclass(frozen=True)
@@ -82,17 +59,6 @@ class Snapshot:
     """Namespaces a bind mount keeps alive in the tool's mount namespace (`ip netns add`, `unshare --net=FILE`)."""
 
 
-class Stat(NamedTuple):
-    """The fields of `/proc/PID/stat` the observer needs."""
-
-    comm: str
-    state: str
-    """R, S, D, Z (zombie: dead, not yet reaped), …"""
-    ppid: int
-    tpgid: int
-    starttime: int
-
-
 class NsEvent(Enum):
     CREATED = "new namespace"
     JOINED = "joined"
@@ -130,118 +96,23 @@ class Diff:
 # --- reading ---
 
 
-def _read(path: str) -> bytes:
-    # os.open/os.read skip the io stack: this runs once per host process per snapshot.
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.read(fd, _READ_SIZE)
-    finally:
-        os.close(fd)
-
-
-def parse_stat(raw: bytes) -> Stat:
-    """Parse one `stat` line; raises ValueError/IndexError when it is cut short or malformed."""
-    # comm sits between the first '(' and the LAST ')': it may itself contain spaces and ')'.
-    # Bytes all the way: this runs for every process on the machine, and only comm is text.
-    open_paren = raw.index(b"(")
-    close_paren = raw.rindex(b")")
-    # After ')': state(3) ppid(4) pgrp(5) session(6) tty_nr(7) tpgid(8) ... starttime(22).
-    fields = raw[close_paren + 1 :].split(None, 20)
-    return Stat(
-        comm=raw[open_paren + 1 : close_paren].decode(errors="replace"),
-        state=fields[0].decode(errors="replace"),
-        ppid=int(fields[1]),
-        tpgid=int(fields[5]),
-        starttime=int(fields[19]),
-    )
-
-
-def read_stat(proc_root: Path, pid: int) -> Stat | None:
-    """`/proc/PID/stat` parsed, or None if the process is gone or the file unreadable."""
-    try:
-        return parse_stat(_read(f"{proc_root}/{pid}/stat"))
-    except _UNREADABLE:
-        return None
-
-
-def parse_nspid(status: str) -> tuple[int, ...]:
-    """The `NSpid:` line of a status file: host PID first, innermost last; () if absent."""
-    for line in status.splitlines():
-        if line.startswith("NSpid:"):
-            return tuple(int(field) for field in line.split()[1:])
-    return ()
-
-
-def parse_ns_link(target: str) -> int:
-    """`pid:[4026531836]` -> 4026531836; raises ValueError for anything else."""
-    _, bracket, rest = target.partition(":[")
-    if not bracket or not rest.endswith("]"):
-        raise ValueError(f"not a namespace link: {target!r}")
-    return int(rest[:-1])
-
-
-def _read_ns(proc_dir: str) -> dict[str, int | None]:
-    inodes: dict[str, int | None] = {}
-    for ns_type in NS_TYPES:
-        try:
-            inodes[ns_type] = parse_ns_link(os.readlink(f"{proc_dir}/ns/{ns_type}"))
-        except _UNREADABLE:
-            # EACCES, a zombie (ENOENT), a kernel without this type (time before 5.6), or a symlink loop.
-            inodes[ns_type] = None
-    return inodes
-
-
-def _read_cmdline(proc_dir: str) -> str:
-    try:
-        raw = _read(f"{proc_dir}/cmdline")
-    except _UNREADABLE:
-        return ""
-    return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-
-
-def _read_root(proc_dir: str) -> str | None:
-    try:
-        return os.readlink(f"{proc_dir}/root")
-    except _UNREADABLE:
-        return None
-
-
-def _read_pinned(proc_dir: str) -> frozenset[int]:
-    """The namespaces bind-mounted in this process's mount namespace: the `nsfs` lines of its mountinfo, whose
-    root field is the link target, e.g. `net:[4026532246]`."""
-    try:
-        with open(f"{proc_dir}/mountinfo", "rb") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return frozenset()
-    pinned: set[int] = set()
-    for line in lines:
-        if b" - nsfs " not in line:
-            continue
-        try:
-            pinned.add(parse_ns_link(line.split()[3].decode()))
-        except (IndexError, ValueError, UnicodeDecodeError):
-            continue
-    return frozenset(pinned)
-
-
 def _read_proc(proc_root: Path, pid: int, stat: Stat) -> Proc | None:
     """The details of one process of interest; None if it vanished since its stat was read."""
     proc_dir = f"{proc_root}/{pid}"
     try:
-        nspid = parse_nspid(_read(f"{proc_dir}/status").decode(errors="replace"))
-    except _VANISHED:
+        nspid = procfs.parse_nspid(procfs.read_bytes(f"{proc_dir}/status").decode(errors="replace"))
+    except procfs.VANISHED:
         return None
-    except _UNREADABLE:
+    except procfs.UNREADABLE:
         nspid = ()
     return Proc(
         pid=pid,
         ppid=stat.ppid,
         comm=stat.comm,
-        cmdline=_read_cmdline(proc_dir),
+        cmdline=procfs.read_cmdline(proc_dir),
         nspid=nspid,
-        ns=_read_ns(proc_dir),
-        root=_read_root(proc_dir),
+        ns=procfs.read_ns(proc_dir),
+        root=procfs.read_root(proc_dir),
         starttime=stat.starttime,
         tpgid=stat.tpgid,
     )
@@ -271,9 +142,9 @@ def _scan(proc_root: Path) -> tuple[dict[int, bytes], dict[int, list[int]]]:
             except OSError:
                 continue  # exited between listing and reading
             try:
-                raw = os.read(fd, _READ_SIZE)
+                raw = os.read(fd, procfs.READ_SIZE)
                 ppid = _parse_ppid(raw)
-            except _UNREADABLE:
+            except procfs.UNREADABLE:
                 continue
             finally:
                 os.close(fd)
@@ -354,7 +225,7 @@ def snapshot(proc_root: Path, roots: Mapping[str, int], reference_pid: int | str
         if pid not in stats:
             raw = raws.get(pid)
             try:
-                stats[pid] = None if raw is None else parse_stat(raw)
+                stats[pid] = None if raw is None else procfs.parse_stat(raw)
             except (ValueError, IndexError):
                 stats[pid] = None
         return stats[pid]
@@ -378,13 +249,13 @@ def snapshot(proc_root: Path, roots: Mapping[str, int], reference_pid: int | str
         if shell in procs:
             focus[console] = shell
 
-    host_ns = _read_ns(f"{proc_root}/{reference_pid}")
+    host_ns = procfs.read_ns(f"{proc_root}/{reference_pid}")
     return Snapshot(
         procs=procs,
         roots=dict(roots),
         focus=focus,
         host_ns=host_ns,
-        pinned=_read_pinned(f"{proc_root}/{reference_pid}"),
+        pinned=procfs.read_pinned(f"{proc_root}/{reference_pid}"),
     )
 
 
