@@ -26,7 +26,7 @@ from benchmarks.hostprocs import HostProcesses, count_processes, group_members
 from benchmarks.measure import Row, is_root, judge, median_ms, ms, time_call, time_command
 from workshop.engine.events import Observed
 from workshop.environment import Environment
-from workshop.observe import process_tree, procfs
+from workshop.observe import process_diff, process_tree, procfs
 from workshop.ui.render import Renderer
 
 PROC = Path("/proc")
@@ -110,7 +110,7 @@ class ObserverLoop:
 
     def step(self) -> None:
         snap = process_tree.snapshot(PROC, self.roots, reference_pid=os.getpid())
-        self.renderer(Observed(snap, process_tree.diff(self.last, snap)))
+        self.renderer(Observed(snap, process_diff.diff(self.last, snap)))
         self.last = snap
         self.processes_shown = len(snap.procs)
         self.buffer.seek(0)

@@ -22,7 +22,7 @@ from workshop.engine.events import Event, Observed
 from workshop.engine.session import LessonSession
 from workshop.environment import Environment
 from workshop.lesson.model import Lesson
-from workshop.observe import process_tree
+from workshop.observe import process_diff, process_tree
 from workshop.observe.cgroups import diff_cgroups, read_cgroups
 from workshop.observe.common import Mark, Scope
 from workshop.observe.links import Link, LinkReader, LinksSnapshot, diff_links, read_links
@@ -581,9 +581,9 @@ def test_the_renderer_prints_the_extras_after_pstree_and_namespaces(tmp_path: Pa
     out = io.StringIO()
     renderer = Renderer(Environment(stdout=out, color=False, width=100))
 
-    renderer(Observed(snap, process_tree.diff(None, snap)))
+    renderer(Observed(snap, process_diff.diff(None, snap)))
     renderer(
-        Observed(snap, process_tree.diff(None, snap), diff_extras(None, read_extras(("mounts",), snap, proc_root)))
+        Observed(snap, process_diff.diff(None, snap), diff_extras(None, read_extras(("mounts",), snap, proc_root)))
     )
 
     without, with_mounts = out.getvalue().split("pstree")[1:]

@@ -18,8 +18,9 @@ from rich.console import Console
 
 from tests.ci import require_root
 from tests.ns_inodes import HOST_NS, NEW_MNT, NEW_PID
-from workshop.observe import process_tree, procfs
-from workshop.observe.process_tree import NS_TYPES, NsChange, NsEvent, Snapshot, diff, foreground_pid, snapshot
+from workshop.observe import process_diff, process_tree, procfs
+from workshop.observe.process_diff import NsChange, NsEvent, diff
+from workshop.observe.process_tree import NS_TYPES, Snapshot, foreground_pid, snapshot
 from workshop.ui import process_views
 from workshop.ui.theme import THEME
 
@@ -307,7 +308,7 @@ def test_foreground_of_a_gone_shell_is_none(tmp_path: Path) -> None:
 # --- diff ---
 
 
-def changes(d: process_tree.Diff) -> dict[tuple[str, str], NsEvent]:
+def changes(d: process_diff.Diff) -> dict[tuple[str, str], NsEvent]:
     return {(c.console, c.ns_type): c.event for c in d.ns_changes}
 
 
@@ -553,13 +554,13 @@ def test_leaving_a_namespace_a_bind_mount_keeps_is_not_its_end(tmp_path: Path) -
 
 def test_classify_follows_the_rules_in_order() -> None:
     host = 1
-    assert process_tree.classify(5, 1, host, known=True) is NsEvent.BACK_TO_HOST
-    assert process_tree.classify(1, 7, host, known=True) is NsEvent.JOINED
-    assert process_tree.classify(1, 9, host, known=False) is NsEvent.CREATED
-    assert process_tree.classify(None, 9, host, known=False) is NsEvent.CREATED
-    assert process_tree.classify(5, 9, host, known=False) is NsEvent.CHANGED
-    assert process_tree.classify(5, 9, host, known=False, before_lives=False) is NsEvent.CREATED
-    assert process_tree.classify(5, None, host, known=False) is NsEvent.GONE
+    assert process_diff.classify(5, 1, host, known=True) is NsEvent.BACK_TO_HOST
+    assert process_diff.classify(1, 7, host, known=True) is NsEvent.JOINED
+    assert process_diff.classify(1, 9, host, known=False) is NsEvent.CREATED
+    assert process_diff.classify(None, 9, host, known=False) is NsEvent.CREATED
+    assert process_diff.classify(5, 9, host, known=False) is NsEvent.CHANGED
+    assert process_diff.classify(5, 9, host, known=False, before_lives=False) is NsEvent.CREATED
+    assert process_diff.classify(5, None, host, known=False) is NsEvent.GONE
 
 
 # --- the real /proc ---

@@ -19,7 +19,7 @@ from tests.ci import IN_CI, require_tool
 from tests.harness import REPO
 from workshop.lesson import loader
 from workshop.lesson.model import Lesson
-from workshop.ui import slides
+from workshop.ui import slides, slides_html
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -180,7 +180,7 @@ def test_a_step_gets_as_many_slides_as_a_projector_needs() -> None:
     ],
 )
 def test_expected_output_reads_as_text_unless_it_is_a_real_pattern(pattern: str, shown: str, is_regex: bool) -> None:
-    assert slides.expected(pattern) == (shown, is_regex)
+    assert slides_html.expected(pattern) == (shown, is_regex)
 
 
 def test_the_build_is_deterministic_and_holds_no_paths_of_this_machine(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping
 from rich.console import Console, RenderableType
 
 from tests.ns_inodes import HOST_NS, NEW_MNT, NEW_PID
-from workshop.observe.process_tree import NS_TYPES, Diff, Proc, Snapshot, diff
+from workshop.observe.process_diff import Diff, diff
+from workshop.observe.process_tree import NS_TYPES, Proc, Snapshot
 from workshop.ui import process_views
 from workshop.ui.theme import THEME  # the views use only the theme's style names
 

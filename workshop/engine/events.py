@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from workshop.lesson.checks import CheckResult
 from workshop.lesson.model import Lesson, Step
-from workshop.observe.process_tree import Diff, Snapshot
+from workshop.observe.process_diff import Diff
+from workshop.observe.process_tree import Snapshot
 from workshop.observe.resources import ExtrasDiff
 
 if TYPE_CHECKING:

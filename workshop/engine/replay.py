@@ -10,7 +10,7 @@ from __future__ import annotations
 from workshop.engine import runner
 from workshop.engine.events import Event, Notice, Observed, Sink, StepFinished, StepStarted
 from workshop.engine.session import LessonSession
-from workshop.observe import process_tree
+from workshop.observe import process_diff
 
 
 class _Condensed:
@@ -65,5 +65,5 @@ def rebuild(session: LessonSession, upto: int) -> bool:
         sink(Notice(f"could not rebuild step {session.position + 1}; `reset` starts the lesson afresh", "error"))
     elif session.last is not None:
         # where the learner stands now, marked with everything the rebuilt steps changed
-        sink(Observed(session.last, process_tree.diff(before, session.last)))
+        sink(Observed(session.last, process_diff.diff(before, session.last)))
     return ok

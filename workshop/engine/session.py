@@ -17,7 +17,7 @@ from workshop.engine.journal import Journal, claimed_elsewhere, hostname_before,
 from workshop.environment import Environment
 from workshop.lesson import variables
 from workshop.lesson.model import Lesson
-from workshop.observe import process_tree, resources
+from workshop.observe import process_diff, process_tree, resources
 from workshop.observe.common import Scope
 
 
@@ -163,10 +163,10 @@ class LessonSession:
         self._before = {name: str(c.focus_pid()) for name, c in self.consoles.items() if c.alive}
 
     # -- observing ------------------------------------------------------------------------------------------------
-    def observe(self, emit: bool = True) -> process_tree.Diff:
+    def observe(self, emit: bool = True) -> process_diff.Diff:
         roots = {name: c.pid for name, c in self.consoles.items() if c.alive}
         snap = process_tree.snapshot(self.env.proc_root, roots, reference_pid=os.getpid())
-        d = process_tree.diff(self.last, snap)
+        d = process_diff.diff(self.last, snap)
         self.last = snap
         if emit:
             self.sink(Observed(snap, d, self._observe_extras(snap)))

@@ -16,17 +16,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from workshop.observe.process_tree import (
-    NS_TYPES,
-    Diff,
-    NsChange,
-    NsEvent,
-    Proc,
-    Snapshot,
-    base_type,
-    inner_pid,
-    ns_transitions,
-)
+from workshop.observe.process_diff import Diff, NsChange, NsEvent
+from workshop.observe.process_tree import NS_TYPES, Proc, Snapshot, base_type, inner_pid, ns_transitions
 
 PSTREE_HEADING = "pstree — the lesson's processes"
 NAMESPACES_HEADING = "namespaces — where each console's shell lives"
