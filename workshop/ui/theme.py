@@ -121,20 +121,16 @@ def to_ascii(text: str) -> str:
     return "".join(c if c.isascii() else ("" if unicodedata.combining(c) else "?") for c in decomposed)
 
 
-class AsciiStream(io.TextIOBase):
-    """A text stream that passes only ASCII on to the one it wraps.
-
-    Its `encoding` is `ascii`, which is what makes rich draw tables, rules and trees with ASCII characters.
-    """
-
-    encoding = "ascii"
+class WrappedStream(io.TextIOBase):
+    """A text stream that hands what is written on to the one it wraps (subclasses change `write`); a terminal
+    underneath stays a terminal (isatty, fileno) for rich and prompt_toolkit."""
 
     def __init__(self, inner: TextIO) -> None:
         super().__init__()
         self.inner = inner
 
     def write(self, text: str) -> int:
-        self.inner.write(to_ascii(text))
+        self.inner.write(text)
         return len(text)
 
     def flush(self) -> None:
@@ -145,3 +141,16 @@ class AsciiStream(io.TextIOBase):
 
     def fileno(self) -> int:
         return self.inner.fileno()
+
+
+class AsciiStream(WrappedStream):
+    """A text stream that passes only ASCII on to the one it wraps.
+
+    Its `encoding` is `ascii`, which is what makes rich draw tables, rules and trees with ASCII characters.
+    """
+
+    encoding = "ascii"
+
+    def write(self, text: str) -> int:
+        self.inner.write(to_ascii(text))
+        return len(text)

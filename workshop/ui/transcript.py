@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from workshop.lesson.progress import invoking_user
+from workshop.ui.theme import WrappedStream
 
 FORMATS = {".html": "html", ".htm": "html", ".cast": "cast"}
 
@@ -27,10 +28,9 @@ class TranscriptError(Exception):
     """The transcript cannot be written where the learner asked (said before the session starts)."""
 
 
-class _Tee(io.TextIOBase):
+class _Tee(WrappedStream):
     def __init__(self, inner: TextIO, recorder: Recorder) -> None:
-        super().__init__()
-        self.inner = inner
+        super().__init__(inner)
         self.recorder = recorder
 
     @property
@@ -41,15 +41,6 @@ class _Tee(io.TextIOBase):
         self.inner.write(text)
         self.recorder.output(text)
         return len(text)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def isatty(self) -> bool:
-        return self.inner.isatty()
-
-    def fileno(self) -> int:
-        return self.inner.fileno()
 
 
 class Recorder:
