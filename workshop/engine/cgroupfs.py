@@ -23,7 +23,7 @@ from enum import Enum
 from pathlib import Path
 
 from workshop.environment import Environment
-from workshop.observe.procfs import MountInfo, parse_mountinfo
+from workshop.observe.procfs import MountInfo, parse_mountinfo, read_pids_cgroup
 
 PARENT_NAME = "workshop"
 
@@ -179,22 +179,6 @@ def current_layout(env: Environment, read_file: Callable[[Path], str] | None = N
     return layout
 
 
-def _own_cgroup(proc_root: Path, layout: CgroupLayout) -> str | None:
-    """The tool's own cgroup path in the hierarchy that holds pids, from `<proc_root>/self/cgroup`."""
-    try:
-        lines = (proc_root / "self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        hier, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if layout.pids_on_v2 and hier == "0" and controllers == "":
-            return path
-        if not layout.pids_on_v2 and "pids" in controllers.split(","):
-            return path
-    return None
-
-
 def pids_parent(layout: CgroupLayout, proc_root: Path) -> Path:
     """The directory under which lesson cgroups are created; nothing is created here.
 
@@ -210,7 +194,7 @@ def pids_parent(layout: CgroupLayout, proc_root: Path) -> Path:
     if not layout.pids_available or layout.pids_root is None:
         raise CgroupError(f"no pids controller: {layout.detail}")
     parent = layout.delegated or layout.pids_root / PARENT_NAME
-    own = _own_cgroup(proc_root, layout)
+    own = read_pids_cgroup(proc_root, "self", layout.pids_on_v2)
     relative = f"/{parent.relative_to(layout.pids_root)}"
     if own is not None and (own == relative or own.startswith(f"{relative}/")):
         raise CgroupError(f"workshop itself runs in the cgroup {own}; start it from outside {parent}")

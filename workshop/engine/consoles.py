@@ -49,23 +49,11 @@ SHELLS = frozenset({"bash", "sh", "dash", "ash", "busybox", "zsh", "ksh", "mksh"
 _READ_SYSCALL = {"x86_64": "0", "aarch64": "63", "arm64": "63"}.get(platform.machine())
 
 
-def _reads_done(proc_root: Path, pid: int) -> int | None:
-    """How many read() calls the process has completed (`syscr` in /proc/PID/io); None if unreadable."""
-    try:
-        for line in (proc_root / str(pid) / "io").read_text().splitlines():
-            if line.startswith("syscr:"):
-                return int(line.split()[1])
-    except procfs.UNREADABLE:
-        pass
-    return None
-
-
 def _blocked_reading_stdin(proc_root: Path, pid: int) -> bool:
     """Whether the process sleeps in read(0, …), from /proc/PID/syscall; when that cannot be read (no root, an
     unknown architecture) we cannot tell, and answer yes: the marker is typed at once, as it always could be."""
-    try:
-        fields = (proc_root / str(pid) / "syscall").read_text().split()
-    except OSError:
+    fields = procfs.read_syscall(proc_root, pid)
+    if fields is None:
         return True
     if _READ_SYSCALL is None or not fields or fields[0] == "running":
         return _READ_SYSCALL is None
@@ -153,7 +141,7 @@ class Console:
         token = secrets.token_hex(4)
         assert self.child is not None
         focus = self.focus_pid()
-        self._typed_to = (focus, _reads_done(self.proc_root, focus))
+        self._typed_to = (focus, procfs.reads_done(self.proc_root, focus))
         self.child.sendline(line)
         found, output = self._read_until(token, timeout, on_output)
         if found is not None:
@@ -219,7 +207,7 @@ class Console:
             # typed input reaches the terminal asynchronously: until the shell that was in front when the line was
             # typed has finished a read since, it has not even seen the line
             typed_pid, reads = self._typed_to
-            if pid == typed_pid and reads is not None and (_reads_done(self.proc_root, pid) or 0) <= reads:
+            if pid == typed_pid and reads is not None and (procfs.reads_done(self.proc_root, pid) or 0) <= reads:
                 return False
         if self._input_queued():
             return False

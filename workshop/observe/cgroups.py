@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workshop.observe import procfs
 from workshop.observe.common import UNREADABLE, Scope, read_text
 from workshop.observe.process_tree import Snapshot
 
@@ -49,16 +50,6 @@ class CgroupsSnapshot:
     cgroups: tuple[PidsCgroup, ...]
     error: str | None = None
     """Why there is nothing to show (no pids controller); the rest is empty then."""
-
-
-def parse_membership(text: str, v2: bool) -> str | None:
-    """The pids cgroup path from a `/proc/PID/cgroup` text: `N:...pids...:/path` on v1, `0::/path` on v2."""
-    for line in text.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if (v2 and hierarchy == "0" and controllers == "") or (not v2 and "pids" in controllers.split(",")):
-            return path
-    return None
 
 
 def parse_events_max(text: str) -> int | None:
@@ -114,11 +105,7 @@ def read_cgroups(
     session's own with a scope (every learner's are there), all of them without."""
     members = []
     for console, pid in snap.focus.items():
-        try:
-            path = parse_membership(read_text(f"{proc_root}/{pid}/cgroup"), v2)
-        except UNREADABLE:
-            path = None
-        members.append(Membership(console, pid, path))
+        members.append(Membership(console, pid, procfs.read_pids_cgroup(proc_root, pid, v2)))
     found = sorted(_cgroup_dirs(parent, scope), key=lambda item: item[1])
     return CgroupsSnapshot(parent, v2, tuple(members), tuple(read_pids_cgroup(d, name) for d, name in found))
 

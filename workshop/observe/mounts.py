@@ -10,16 +10,13 @@ Reading works on a `/proc`-like root, so tests feed fixture trees; the diff is p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from workshop.observe.common import UNREADABLE, Mark, Scope, focus_groups, printable, read_text
 from workshop.observe.process_tree import Snapshot
-from workshop.observe.procfs import parse_mountinfo
-
-_ESCAPE = re.compile(r"\\([0-7]{3})")
+from workshop.observe.procfs import parse_mountinfo, unescape
 
 
 @dataclass(frozen=True)
@@ -42,11 +39,6 @@ class Mount:
     work: str | None = None
 
 
-def _unescape(value: str) -> str:
-    # The kernel escapes only ASCII here (`,= \t\n\\` in overlay's options), so chr() of the octal is exact.
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), value)
-
-
 def _propagation(optional: Iterable[str]) -> str:
     kinds = [
         kind
@@ -61,7 +53,7 @@ def _overlay_dirs(super_options: Iterable[str]) -> tuple[str | None, str | None,
     upper = work = None
     for option in super_options:
         key, _, value = option.partition("=")
-        value = printable(_unescape(value))
+        value = printable(unescape(value))
         if key in ("lowerdir", "lowerdir+"):
             lower.append(value)
         elif key == "upperdir":
@@ -72,7 +64,7 @@ def _overlay_dirs(super_options: Iterable[str]) -> tuple[str | None, str | None,
 
 
 def parse_mounts(text: str) -> tuple[Mount, ...]:
-    """mountinfo text -> mounts in file order; malformed lines are skipped (see `cgroups.parse_mountinfo`)."""
+    """mountinfo text -> mounts in file order; malformed lines are skipped (see `procfs.parse_mountinfo`)."""
     mounts = []
     for info in parse_mountinfo(text):
         lower = upper = work = None

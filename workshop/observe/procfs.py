@@ -183,6 +183,43 @@ def read_pinned(proc_dir: str) -> frozenset[int]:
     return frozenset(pinned)
 
 
+def reads_done(proc_root: Path, pid: int) -> int | None:
+    """How many read() calls the process has completed (`syscr` in /proc/PID/io); None if unreadable."""
+    try:
+        for line in read_text(f"{proc_root}/{pid}/io").splitlines():
+            if line.startswith("syscr:"):
+                return int(line.split()[1])
+    except UNREADABLE:
+        pass
+    return None
+
+
+def read_syscall(proc_root: Path, pid: int) -> list[str] | None:
+    """/proc/PID/syscall split in fields (`running`, or the number and arguments in hex); None if unreadable."""
+    try:
+        return read_text(f"{proc_root}/{pid}/syscall").split()
+    except UNREADABLE:
+        return None
+
+
+def parse_pids_cgroup(text: str, v2: bool) -> str | None:
+    """The pids cgroup path from a `/proc/PID/cgroup` text: `N:...pids...:/path` on v1, `0::/path` on v2."""
+    for line in text.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if (v2 and hierarchy == "0" and controllers == "") or (not v2 and "pids" in controllers.split(",")):
+            return path
+    return None
+
+
+def read_pids_cgroup(proc_root: Path, pid: int | str, v2: bool) -> str | None:
+    """The pids cgroup of a process (see `parse_pids_cgroup`); None if unreadable."""
+    try:
+        return parse_pids_cgroup(read_text(f"{proc_root}/{pid}/cgroup"), v2)
+    except UNREADABLE:
+        return None
+
+
 def unescape(field: str) -> str:
     # The kernel escapes space, tab, newline and backslash as \ooo; decode at byte level so UTF-8 survives.
     raw = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), field.encode("utf-8", "surrogateescape"))
