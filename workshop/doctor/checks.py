@@ -1,76 +1,19 @@
-"""What can run on this machine, and how to fix what cannot.
+"""The checks doctor runs, one function each: what this machine has for the lessons, and how to get what it lacks.
 
-`diagnose` returns findings (data); the CLI renders them. Every machine fact comes through a `Probe`, so
-tests feed fixture machines, and every check is wrapped so that a probe error becomes a finding, never an
-exception.
+Each takes the environment and a `Probe` and returns (status, detail, fix); `CHECKS` lists them in the order they
+are shown, under the keys lessons' requirements name.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from workshop.engine import processes
+from workshop.doctor.probe import FAIL, OK, WARN, Probe, Result
 from workshop.engine.cgroupfs import CgroupVersion, current_layout
 from workshop.environment import Environment
-from workshop.lesson.model import REQUIREMENTS as REQUIREMENTS  # what the checks below are for; kept importable here
-from workshop.lesson.model import Lesson
-from workshop.observe.procfs import parse_mountinfo
-
-
-class Status(Enum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class Finding:
-    key: str
-    """Stable id that lessons' requirements refer to, e.g. "tool:unshare", "ns:pid", "cgroup:pids"."""
-    label: str
-    status: Status
-    detail: str
-    """What was found."""
-    fix: str = ""
-    """A concrete command or sentence when status is not OK."""
-
-
-def _default_which(name: str) -> str | None:
-    # A non-root PATH often lacks the sbin dirs where chroot and ip live.
-    return shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
-
-
-def _default_find_busybox() -> Path:
-    # Lazy: doctor must load (and report) even where busybox, or its own imports, cannot.
-    from workshop.image.busybox import find_static_busybox  # type: ignore[import-not-found, unused-ignore]
-
-    found: Path = find_static_busybox()
-    return found
-
-
-def _default_run(argv: Sequence[str]) -> processes.Completed:
-    return processes.run(argv, timeout=3.0)
-
-
-@dataclass(frozen=True)
-class Probe:
-    """Machine facts, injectable so tests can describe a machine instead of needing one."""
-
-    which: Callable[[str], str | None] = _default_which
-    read_text: Callable[[Path], str] = Path.read_text
-    exists: Callable[[Path], bool] = Path.exists
-    is_root: bool = False
-    run: Callable[[Sequence[str]], processes.Completed] = _default_run
-    find_busybox: Callable[[], Path] = field(default=_default_find_busybox)
-    """Returns the static busybox or raises (RootfsError with an apt hint)."""
-    resolve: Callable[[Path], Path] = Path.resolve
-    """Follows symbolic links in the part of a path that exists (the state dir may not exist yet)."""
-
+from workshop.observe.procfs import NS_TYPES, parse_mountinfo
 
 # tool -> the Debian/Ubuntu package that provides it
 TOOLS: dict[str, str] = {
@@ -84,7 +27,8 @@ TOOLS: dict[str, str] = {
     "tar": "tar",
     "python3": "python3",
 }
-NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+# The namespace types a process can be in (not the `*_for_children` links): what `unshare` can make.
+NAMESPACES = tuple(t for t in NS_TYPES if not t.endswith("_for_children"))
 _NS_CONFIG = {
     "mnt": "CONFIG_NAMESPACES",
     "uts": "CONFIG_UTS_NS",
@@ -95,9 +39,6 @@ _NS_CONFIG = {
     "cgroup": "CONFIG_CGROUPS",
     "time": "CONFIG_TIME_NS (Linux 5.6+)",
 }
-
-Result = tuple[Status, str, str]  # status, detail, fix
-OK, WARN, FAIL = Status.OK, Status.WARN, Status.FAIL
 
 
 def _root(env: Environment, p: Probe) -> Result:
@@ -352,55 +293,3 @@ CHECKS: tuple[tuple[str, str, CheckFn], ...] = (
     ("rootfs", "container image (rootfs)", _rootfs),
 )
 KEYS: tuple[str, ...] = tuple(key for key, _, _ in CHECKS)
-
-
-def diagnose(env: Environment, probe: Probe | None = None) -> list[Finding]:
-    """Run every check; never raises: an error while probing is a FAIL finding carrying the error text."""
-    p = probe or Probe(is_root=env.is_root)
-    findings = []
-    for key, label, check in CHECKS:
-        try:
-            status, detail, fix = check(env, p)
-        except Exception as exc:  # a broken probe must not hide the other findings
-            status, detail = FAIL, f"could not check: {type(exc).__name__}: {exc}"
-            fix = "resolve the error above (are /proc and /sys mounted and readable?), then: workshop doctor"
-        findings.append(Finding(key, label, status, detail, fix))
-    return findings
-
-
-def unmet(requires: Iterable[str], findings: Sequence[Finding]) -> list[Finding]:
-    """The FAIL findings a lesson needs, in check order; a needed key that was not checked counts as FAIL."""
-    words = list(requires)
-    unknown = [w for w in words if w not in REQUIREMENTS]
-    if unknown:
-        known = ", ".join(sorted(REQUIREMENTS))
-        raise ValueError(f"unknown requirement(s) {', '.join(unknown)}; known: {known}")
-    needed = {key for w in words for key in REQUIREMENTS[w]}
-    by_key = {f.key: f for f in findings}
-    out = [by_key[k] for k in KEYS if k in needed and k in by_key and by_key[k].status is FAIL]
-    out += [Finding(k, k, FAIL, "not checked") for k in sorted(needed - by_key.keys())]
-    return out
-
-
-def exit_status(findings: Iterable[Finding]) -> int:
-    return 1 if any(f.status is FAIL for f in findings) else 0
-
-
-class Readiness:
-    """What this machine lacks for each lesson; the machine is diagnosed once, when first asked."""
-
-    def __init__(self, env: Environment) -> None:
-        self.env = env
-        self._findings: list[Finding] | None = None
-
-    def findings(self) -> list[Finding]:
-        if self._findings is None:
-            self._findings = diagnose(self.env)
-        return self._findings
-
-    def unmet(self, lesson: Lesson) -> list[Finding]:
-        return unmet(lesson.requires, self.findings())
-
-    def unmet_text(self, lessons: Iterable[Lesson]) -> dict[str, list[str]]:
-        """Per lesson id, what it is missing and how to fix it (`workshop list`, the REPL's `lessons`)."""
-        return {x.id: [f"{f.label}: {f.fix or f.detail}" for f in self.unmet(x)] for x in lessons}
