@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
+from pathlib import Path
 
 from workshop.engine import cgroupfs, primitives, signals
 from workshop.engine.consoles import Console
@@ -89,29 +89,9 @@ class LessonSession:
 
     # -- variables ------------------------------------------------------------------------------------------------
     def value(self, name: str) -> str:
-        static = {
-            "session": self.id,
-            "name": f"ws{self.id}",
-            "workdir": str(self.workdir),
-            "rootfs": str(self.workdir / "rootfs"),
-            "image": str(self.env.image_path),
-            "lessondir": str(self.lesson.lessondir),
-            "python": sys.executable,
-        }
-        if name in static:
-            return static[name]
-        if name in ("cgroup", "cgroup_version", "cgroup_layout"):
-            layout, plan = self.cgroup_plan()
-            return {
-                "cgroup": str(plan.path),
-                "cgroup_version": "v2" if layout.pids_on_v2 else "v1",
-                "cgroup_layout": layout.detail,
-            }[name]
-        if name == "net":
-            if self._net is None:
-                assert self.journal is not None
-                self._net = primitives.lease_subnet(self.journal, self.env.journal_dir)
-            return self._net
+        builtin = variables.BUILTINS.get(name)
+        if builtin is not None:
+            return builtin.value(self)
         if name in self.lesson.variables:
             return variables.substitute(self.lesson.variables[name], self.value)
         frozen = self._before.get(name.removeprefix("before.pid.")) if name.startswith("before.pid.") else None
@@ -124,6 +104,25 @@ class LessonSession:
         if console is not None and prefix == "shell":
             return str(console.pid)
         raise variables.UnknownVariable(name)
+
+    # the facts the built-in variables are read from (see `variables.SessionFacts`)
+    @property
+    def image_path(self) -> Path:
+        return self.env.image_path
+
+    @property
+    def lessondir(self) -> Path:
+        return self.lesson.lessondir
+
+    def cgroup_facts(self) -> tuple[str, str, str]:
+        layout, plan = self.cgroup_plan()
+        return str(plan.path), "v2" if layout.pids_on_v2 else "v1", layout.detail
+
+    def subnet(self) -> str:
+        if self._net is None:
+            assert self.journal is not None
+            self._net = primitives.lease_subnet(self.journal, self.env.journal_dir)
+        return self._net
 
     def cgroup_plan(self) -> tuple[cgroupfs.CgroupLayout, cgroupfs.CgroupPlan]:
         """Where this session's pids cgroup goes on this machine (v1 or v2); computed once, creates nothing."""

@@ -7,23 +7,74 @@ from the kernel at the moment a command is typed, because the process a learner 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.\-]*)\s*\}\}")
 
-STATIC = {
-    "session": "this session's unique id (short hex), for names that must not collide with another session",
-    "name": "a short unique prefix for kernel object names (links, netns, cgroups): `ws` + session",
-    "workdir": "this session's private work directory; everything the lesson writes goes below it",
-    "rootfs": "where lessons unpack the image: {{workdir}}/rootfs",
-    "image": "the container image tarball built by `workshop rootfs`",
-    "lessondir": "the folder of the lesson file (helper scripts live there)",
-    "python": "the Python interpreter running workshop",
-    "cgroup": "this session's pids cgroup, on cgroup v1 or v2 (its parent is prepared when a step `creates cgroup`)",
-    "cgroup_version": "v1 or v2: where {{cgroup}} lives",
-    "cgroup_layout": "one sentence on this machine's cgroup layout (v1, hybrid or v2)",
-    "net": "the first three numbers of a private /24 no route on this host uses, leased to this session: {{net}}.1",
+
+class SessionFacts(Protocol):
+    """What a running session knows, from which the built-in variables are read (the engine's session has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def workdir(self) -> Path: ...
+    @property
+    def image_path(self) -> Path: ...
+    @property
+    def lessondir(self) -> Path: ...
+    def cgroup_facts(self) -> tuple[str, str, str]:
+        """The session's pids cgroup path, `v1` or `v2`, and one sentence on the machine's layout."""
+        ...
+
+    def subnet(self) -> str:
+        """The /24 leased to the session (its first three numbers)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Builtin:
+    meaning: str
+    """What the variable stands for, as the lint, the slides' legend and the docs say it."""
+    value: Callable[[SessionFacts], str]
+
+
+BUILTINS: dict[str, Builtin] = {
+    "session": Builtin(
+        "this session's unique id (short hex), for names that must not collide with another session", lambda s: s.id
+    ),
+    "name": Builtin(
+        "a short unique prefix for kernel object names (links, netns, cgroups): `ws` + session", lambda s: f"ws{s.id}"
+    ),
+    "workdir": Builtin(
+        "this session's private work directory; everything the lesson writes goes below it", lambda s: str(s.workdir)
+    ),
+    "rootfs": Builtin("where lessons unpack the image: {{workdir}}/rootfs", lambda s: str(s.workdir / "rootfs")),
+    "image": Builtin("the container image tarball built by `workshop rootfs`", lambda s: str(s.image_path)),
+    "lessondir": Builtin("the folder of the lesson file (helper scripts live there)", lambda s: str(s.lessondir)),
+    "python": Builtin("the Python interpreter running workshop", lambda s: sys.executable),
+    "cgroup": Builtin(
+        "this session's pids cgroup, on cgroup v1 or v2 (its parent is prepared when a step `creates cgroup`)",
+        lambda s: s.cgroup_facts()[0],
+    ),
+    "cgroup_version": Builtin("v1 or v2: where {{cgroup}} lives", lambda s: s.cgroup_facts()[1]),
+    "cgroup_layout": Builtin(
+        "one sentence on this machine's cgroup layout (v1, hybrid or v2)", lambda s: s.cgroup_facts()[2]
+    ),
+    "net": Builtin(
+        "the first three numbers of a private /24 no route on this host uses, leased to this session: {{net}}.1",
+        lambda s: s.subnet(),
+    ),
 }
+"""The one table of built-in variables: the engine reads their values from it, the lint and the slides their
+names and meanings."""
+
+STATIC = {name: builtin.meaning for name, builtin in BUILTINS.items()}
+"""Built-in name -> meaning."""
 DYNAMIC_PREFIXES = {
     "pid": "the process the learner talks to in that console (its foreground shell), e.g. {{pid.container}}",
     "shell": "the console's own top-level shell, e.g. {{shell.container}}",
