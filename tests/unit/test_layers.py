@@ -57,6 +57,18 @@ def test_the_engine_says_everything_through_events_never_to_the_screen() -> None
     assert reaching(modules_in("engine"), ("workshop.ui", "workshop.cli", "workshop.doctor")) == []
 
 
+def test_the_proc_layer_stands_alone() -> None:
+    """`observe/procfs` is the one reader of `/proc`: the engine, the observer and `doctor` all ask it, so it may
+    import nothing of the package (or one of them could not)."""
+    assert reaching([PACKAGE / "observe" / "procfs.py"], ("workshop",)) == []
+
+
+def test_only_the_proc_layer_decodes_mountinfo_escapes() -> None:
+    """mountinfo's octal escapes (`\\040` for a space) are decoded in one place, the same way for everyone."""
+    decoding = [str(f.relative_to(REPO)) for f in PACKAGE.rglob("*.py") if "[0-7]{3}" in f.read_text()]
+    assert decoding == ["workshop/observe/procfs.py"]
+
+
 def test_the_repl_does_not_borrow_from_trainer_mode() -> None:
     """`back` and `goto` are the lesson driver's, for the REPL and trainer mode alike."""
     shell = [PACKAGE / "ui" / "shell.py", PACKAGE / "ui" / "shell_commands.py"]
