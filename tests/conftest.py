@@ -1,21 +1,28 @@
-"""Shared fixtures: root gating (`@pytest.mark.root`), a private state dir with a real image, a host-hygiene check.
+"""The fixtures every test file shares, in one place: root gating (`@pytest.mark.root`), a private state dir with a
+real image, the host-hygiene check, the in-process REPL's environment, a learner on a pty, the busybox image.
 
-The pieces tests import (REPO, run_workshop) live in `tests.harness`; what counts as CI in `tests.ci`.
+What tests import lives in `tests.harness` (running `workshop`, the in-process REPL) and `tests.terminal` (the real
+program on a pty); what counts as CI in `tests.ci`.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.ci import IN_CI, require_root
+from tests.ci import IN_CI, missing, require_root
 from tests.harness import REPO, repl_environment
 from tests.hygiene import HostState
+from tests.terminal import Learner
 from workshop.environment import Environment
+
+if TYPE_CHECKING:
+    from workshop.image.rootfs import ImageInfo
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -90,3 +97,38 @@ def host_unchanged() -> Iterator[HostState]:
             break
         time.sleep(0.1)
     assert not leaks, "the host was changed:\n" + "\n".join(leaks)
+
+
+@pytest.fixture
+def learner(workshop_env: dict[str, str], host_unchanged: HostState) -> Iterator[Callable[..., Learner]]:
+    """Starts `workshop ARGS` on a pty (`tests.terminal.Learner`), as often as a test asks; all torn down before
+    `host_unchanged` compares the host."""
+    started: list[Learner] = []
+
+    def start(*args: str) -> Learner:
+        started.append(Learner(workshop_env, args))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.teardown()
+
+
+@pytest.fixture(scope="module")
+def busybox() -> Path:
+    """The host's static busybox, which the image is built from (skipped on a laptop without it, a CI failure)."""
+    from workshop.image.rootfs import RootfsError, find_static_busybox
+
+    try:
+        return find_static_busybox()
+    except RootfsError as exc:
+        missing(f"needs a static busybox ({exc})")
+        raise
+
+
+@pytest.fixture(scope="module")
+def built(busybox: Path, tmp_path_factory: pytest.TempPathFactory) -> ImageInfo:
+    """An image built from it, once per test module."""
+    from workshop.image.rootfs import build_busybox_image
+
+    return build_busybox_image(tmp_path_factory.mktemp("built") / "rootfs.tar", busybox)

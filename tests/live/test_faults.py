@@ -40,6 +40,7 @@ from prompt_toolkit.history import InMemoryHistory
 
 from tests.harness import REPO, printed, run_workshop, type_into_shell, typed_lines
 from tests.hygiene import HostState
+from tests.terminal import plain
 from workshop.engine import journal, session
 from workshop.environment import Environment
 from workshop.lesson import checks, loader, model
@@ -52,12 +53,7 @@ SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT, "SIGTERM": signal
 WAITING = "press Enter for the next step"
 DONE = "step done"
 FAILED = "this step did not do what it teaches yet"
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 SESSION = re.compile(r"session ([0-9a-f]{6}) ·")
-
-
-def plain(text: str) -> str:
-    return ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 # -- the matrix ------------------------------------------------------------------------------------------------------

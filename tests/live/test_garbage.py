@@ -29,6 +29,7 @@ from prompt_toolkit.output import DummyOutput
 
 from tests.harness import REPO, printed, repl_environment, type_into_shell
 from tests.hygiene import HostState
+from tests.terminal import PROMPT, plain
 from workshop.engine import runner
 from workshop.environment import Environment
 from workshop.ui.shell import Shell
@@ -234,16 +235,9 @@ def test_garbage_typed_into_a_lesson_console_loses_nothing(
 
 # -- end to end, as a learner on a terminal --------------------------------------------------------------------------
 
-PROMPT = "workshop ❯ "
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
-
 
 def lesson_prompt(step: int, console: str) -> str:
     return f"garbage {step}/2 {console}# "
-
-
-def plain(text: str) -> str:
-    return ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 @dataclass

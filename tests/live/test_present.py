@@ -29,6 +29,7 @@ from prompt_toolkit.output import DummyOutput
 
 from tests.harness import REPO, repl_environment, run_workshop, type_into_shell, typed_lines
 from tests.hygiene import HostState
+from tests.terminal import plain
 from workshop.engine import events as ev
 from workshop.engine import runner
 from workshop.engine.session import LessonSession
@@ -39,7 +40,6 @@ from workshop.ui.render import Renderer
 from workshop.ui.shell import Shell
 from workshop.ui.theme import PROJECTOR_STYLES
 
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])(?:;[0-9;]*)?m")
 """An SGR sequence that sets a foreground or background colour (bold or reverse alone are not colour)."""
 PAUSE = "q quit"
@@ -100,10 +100,6 @@ cat {{workdir}}/marker
 [ "$(nsenter --target {{pid.container}} --uts hostname)" = "pres-{{session}}" ]
 ```
 """
-
-
-def plain(text: str) -> str:
-    return ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def words(text: str) -> str:
