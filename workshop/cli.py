@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--pace", type=float, default=25.0, metavar="CPS", help="characters a second --present types (0: at once)"
     )
+    run.add_argument(
+        "--save-progress",
+        action="store_true",
+        help="count this run in your progress (by default only lessons you work through in the shell count)",
+    )
     sub.add_parser("doctor", help="what this machine can run, and how to fix what it cannot")
     clean = sub.add_parser("cleanup", help="undo everything an earlier (crashed) session left behind")
     clean.add_argument("--all", action="store_true", help="also sessions whose workshop still runs")
@@ -185,12 +190,14 @@ def cmd_run(env: Environment, args: argparse.Namespace) -> int:
         return 2
     undo_leftovers(env, out, announce=True)
     total = len(lesson.steps)
+    # workshop types every line of a run: a lesson counts as done when a learner worked through it, not watched it
+    progress = catalog.progress if args.save_progress else None
     if args.present:
         from workshop.ui import presenter
 
-        passed = presenter.present(env, lesson, out, args.pace, progress=catalog.progress)
+        passed = presenter.present(env, lesson, out, args.pace, progress=progress)
     else:
-        passed = _run_through(LessonDriver(env, out, catalog.progress, learner_mode=False), lesson, args.yes)
+        passed = _run_through(LessonDriver(env, out, progress, learner_mode=False), lesson, args.yes)
     out.text(f"{lesson.id}: {passed}/{total} steps passed", "check.pass" if passed == total else "check.fail")
     return 0 if passed == total else 1
 

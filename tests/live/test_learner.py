@@ -223,6 +223,24 @@ def test_run_records_a_cast_of_every_step(
 
 
 @pytest.mark.root
+@pytest.mark.timeout(180)
+def test_a_run_workshop_typed_counts_as_progress_only_when_asked(
+    workshop_env: dict[str, str], host_unchanged: HostState
+) -> None:
+    def listed() -> str:
+        done = run_workshop(["list"], workshop_env)
+        row = next(line for line in done.stdout.splitlines() if line.startswith("process "))
+        return " ".join(row.split())
+
+    watched = run_workshop(["run", "process", "--yes", "--quiet"], workshop_env)
+    assert watched.returncode == 0, watched.stdout[-2000:]
+    assert "completed" not in listed()  # workshop typed every line: the learner did nothing
+    asked = run_workshop(["run", "process", "--yes", "--quiet", "--save-progress"], workshop_env)
+    assert asked.returncode == 0, asked.stdout[-2000:]
+    assert listed().endswith("✓ completed")
+
+
+@pytest.mark.root
 def test_under_sudo_progress_belongs_to_the_invoking_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nobody = pwd.getpwnam("nobody")
     monkeypatch.setenv("SUDO_USER", "nobody")
