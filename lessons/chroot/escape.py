@@ -13,7 +13,8 @@ usage: escape.py ROOTFS MARKER     (MARKER: a file that exists only on the host)
 import os
 import sys
 
-rootfs, marker = sys.argv[1], sys.argv[2]
+# relative paths mean the directory we start in; after the chroots below only an absolute path names the host's file
+rootfs, marker = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 
 
 def can_read(path: str) -> str:

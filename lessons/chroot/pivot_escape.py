@@ -11,7 +11,8 @@ import ctypes
 import os
 import sys
 
-rootfs, marker = sys.argv[1], sys.argv[2]
+# relative paths mean the directory we start in; after pivot_root only an absolute path could name the host's file
+rootfs, marker = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 CLONE_NEWNS = 0x00020000
 MS_REC, MS_PRIVATE, MS_BIND, MNT_DETACH = 0x4000, 0x40000, 0x1000, 2

@@ -46,7 +46,9 @@ def main() -> int:
     if len(sys.argv) != 3 or not sys.argv[1].isdigit():
         print(__doc__, file=sys.stderr)
         return 2
-    pid, marker = sys.argv[1], sys.argv[2]
+    # a relative MARKER means the directory we start in; once we join the container, only its absolute path
+    # names the host's file
+    pid, marker = sys.argv[1], os.path.abspath(sys.argv[2])
     print(f"on the host: the host's {marker}: {can_read(marker)}")
     setns(f"/proc/{pid}/ns/mnt", CLONE_NEWNS)
     print(f"joined:  / holds {sorted(os.listdir('/'))[:7]} ...")

@@ -48,7 +48,7 @@ def test_pip_install_outside_the_repository_lists_the_whole_curriculum_and_a_lea
     assert len(packaged) == len(LESSONS), packaged
 
     own = tmp_path / "my-lessons" / "my-process"
-    own.mkdir(parents=True)
+    shutil.copytree(REPO / "lessons" / "process", own)  # the lesson and the programs its commands run
     text = (REPO / "lessons" / "process" / "lesson.md").read_text()
     (own / "lesson.md").write_text(text.replace("id: process\n", "id: my-process\n", 1))
     elsewhere = tmp_path / "elsewhere"

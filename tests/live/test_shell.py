@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.hygiene import HostState
@@ -61,6 +63,22 @@ def test_a_lesson_step_by_step(env: Environment, host_unchanged: HostState) -> N
     assert s.shell.lesson is None
     assert not list(env.sessions_dir.glob("*"))
     assert not list(env.journal_dir.glob("*.jsonl"))
+
+
+@pytest.mark.root
+@pytest.mark.timeout(120)
+def test_commands_type_short_paths_and_status_shows_what_they_stand_for(
+    env: Environment, host_unchanged: HostState
+) -> None:
+    s = run_shell(env, "start overlay" + ENTER, ENTER, "status" + ENTER, "quit" + ENTER)
+    assert_no_crash(s, env.state_dir)
+    step1 = s.shell.after("").output
+    assert "host# tar -xf " in step1 and " -C rootfs" in step1  # as the talks typed it: relative to the work dir
+    assert "host# mkdir upper1 work1 merged1 upper2 work2 merged2" in step1
+    status = " ".join(s.shell.after("status").output.split())
+    sessions = re.escape(str(env.sessions_dir))
+    assert re.search(rf"rootfs is {sessions}/\w+/rootfs", status), status
+    assert re.search(rf"upper1 is {sessions}/\w+/upper1", status), status
 
 
 @pytest.mark.root

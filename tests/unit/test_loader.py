@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import REPO
-from workshop.lesson import loader, model
+from workshop.lesson import loader, model, variables
 
 GOOD = """\
 ---
@@ -127,6 +127,7 @@ BROKEN = [
     ("Type unshare first.", "Type it in {{pid.contianer}}.", 34, "unknown variable {{pid.contianer}}"),
     ("mount {{rootfs}}/proc", "socket /tmp/x", 48, "creates lines are 'KIND TARGET'"),
     ("## Back on the host", "## A new UTS namespace", 41, "used twice"),
+    ("hostname {{newname}}", "{{python}} {{lessondir}}/helper.py", 21, "no file 'helper.py' beside this lesson"),
 ]
 
 
@@ -259,3 +260,13 @@ def test_the_readmes_example_lesson_passes_as_written(tmp_path: Path) -> None:
     example = readme.split("````markdown\n", 1)[1].split("\n````", 1)[0] + "\n"
     lesson = load(tmp_path, example)
     assert lesson.id == "hostname" and lesson.steps
+
+
+def test_commands_are_typed_short_as_the_talks_typed_them() -> None:
+    """What lies in the work dir, where the consoles start, is named relative to it; the rest stays a placeholder."""
+    lesson_vars = {"upper1": "{{workdir}}/upper1", "mc": "{{python}} {{lessondir}}/minicontainer.py", "c": "{{name}}c"}
+    line = "{{mc}} run --state {{workdir}}/c1 --rootfs {{rootfs}} --upper {{upper1}} --cgroup {{cgroup}} {{c}}"
+    assert variables.short_form(line, lesson_vars) == (
+        "python3 minicontainer.py run --state c1 --rootfs rootfs --upper upper1 --cgroup {{cgroup}} {{c}}"
+    )
+    assert variables.helper_files([line, lesson_vars["mc"]]) == ["minicontainer.py"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import string
 import subprocess
 import sys
@@ -100,6 +101,16 @@ Done.
 """
 
 BASES = {**SHIPPED, "synthetic": SYNTHETIC, "empty": "", "front matter only": "---\nid: x\ntitle: y\n---\n"}
+
+
+def folder_for(path: Path, base: str) -> None:
+    """The folder of a lesson file made from `base`, with the helper programs a shipped lesson's commands run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if base in SHIPPED:
+        for helper in (REPO / "lessons" / base).iterdir():
+            if helper.name != "lesson.md" and helper.is_file():
+                shutil.copyfile(helper, path.parent / helper.name)
+
 
 # Characters an editor, a terminal or a bad copy-paste can put into a file.
 ODD = [
@@ -294,7 +305,7 @@ def test_a_mutated_lesson_loads_or_says_file_and_line(
     base: str, rng: random.Random, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     path = tmp_path_factory.getbasetemp() / "fuzz" / base / "lesson.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder_for(path, base)
     data = mutant(BASES[base], rng)
     path.write_bytes(data)
     assert_a_lesson_or_file_line_problems(path, data)
@@ -330,7 +341,7 @@ def test_the_bases_are_valid_lessons(tmp_path: Path) -> None:
     """Mutants of valid lessons: a mutant that still loads is then a real, valid lesson."""
     for name in (*SHIPPED, "synthetic"):
         path = tmp_path / name / "lesson.md"
-        path.parent.mkdir()
+        folder_for(path, name)
         path.write_text(BASES[name])
         assert assert_a_lesson_or_file_line_problems(path, path.read_bytes()) is not None, name
 
@@ -393,7 +404,7 @@ def test_workshop_check_names_file_and_line_for_every_broken_mutant(tmp_path: Pa
         rng = random.Random(seed)
         base = rng.choice(sorted(BASES))
         path = lessons / f"m{seed:02d}" / "lesson.md"
-        path.parent.mkdir(parents=True)
+        folder_for(path, base)
         data = mutant(BASES[base], rng)
         path.write_bytes(data)
         expected[path] = max(editor_lines(data), 1)

@@ -37,6 +37,8 @@ class LessonStarted:
     lesson: Lesson
     session: str
     workdir: str
+    helpers: tuple[str, ...] = ()
+    """The lesson's helper files, copied into the work dir."""
 
 
 @dataclass(frozen=True)

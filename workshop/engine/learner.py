@@ -82,5 +82,5 @@ def hint(session: LessonSession, step: Step, level: int) -> None:
 def solution(session: LessonSession, step: Step) -> None:
     """The lines the step would type (its try blocks, for a try-it step), with this session's real values."""
     blocks = [r for r in step.runs if r.try_it] or list(step.runs)
-    lines = tuple((block.console, session.substitute(line)) for block in blocks for line in block.lines)
+    lines = tuple((block.console, session.typed(line, block.console)) for block in blocks for line in block.lines)
     session.sink(SolutionShown(lines))

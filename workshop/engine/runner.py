@@ -100,7 +100,7 @@ def run_step(session: LessonSession, index: int, part: Part = "all") -> StepOutc
             for k, line in enumerate(block.lines):
                 last = k == len(block.lines) - 1
                 expected = block.rc if last else (None if block.rc is None else 0)
-                result = _type(session, console, session.substitute(line), block.timeout, expected)
+                result = _type(session, console, session.typed(line, block.console), block.timeout, expected)
                 outputs.setdefault(block.console, []).append(result.output)
                 if result.interrupted:
                     interrupted = True

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import sys
 from pathlib import Path
 
 from workshop.engine import cgroupfs, primitives, signals
-from workshop.engine.consoles import Console
+from workshop.engine.consoles import BASE_ENV, Console
 from workshop.engine.events import CleanedUp, LessonStarted, Observed, Sink
 from workshop.engine.journal import Journal, claimed_elsewhere, hostname_before, made_by_workshop, make_shared_dir
 from workshop.environment import Environment
 from workshop.lesson import variables
 from workshop.lesson.model import Lesson
-from workshop.observe import process_diff, process_tree, resources
+from workshop.observe import process_diff, process_tree, procfs, resources
 from workshop.observe.common import Scope
 
 
@@ -57,12 +59,24 @@ class LessonSession:
         self.journal.record("mounts-under", str(self.workdir))
         self.journal.record("session-procs", str(self.workdir))
         self.workdir.mkdir(parents=True, mode=0o755)
+        helpers = self._copy_helpers()
+        # `python3` in a command is the interpreter running workshop (its helpers need nothing else)
+        path = {"PATH": f"{Path(sys.executable).parent}:{BASE_ENV['PATH']}"}
         for name in self.lesson.consoles:
-            console = Console(name, self.id, cwd=self.workdir, proc_root=self.env.proc_root)
+            console = Console(name, self.id, cwd=self.workdir, env=path, proc_root=self.env.proc_root)
             console.start()
             self.consoles[name] = console
-        self.sink(LessonStarted(self.lesson, self.id, str(self.workdir)))
+        self.sink(LessonStarted(self.lesson, self.id, str(self.workdir), helpers))
         self.observe()
+
+    def _copy_helpers(self) -> tuple[str, ...]:
+        """The lesson's files its commands run, copied into the work dir (removed with it), so that a command typed
+        there names them as `escape.py`; the lesson folder may not be writable, or shared by several learners."""
+        lines = [line for step in self.lesson.steps for run in step.runs for line in run.lines]
+        names = variables.helper_files([*lines, *self.lesson.variables.values()])
+        for name in names:
+            shutil.copy2(self.lesson.lessondir / name, self.workdir / name)
+        return tuple(names)
 
     def close(self) -> CleanedUp:
         removed: list[str] = []
@@ -156,6 +170,19 @@ class LessonSession:
 
     def substitute(self, text: str) -> str:
         return variables.substitute(text, self.value)
+
+    def typed(self, text: str, console: str) -> str:
+        """A line as the console gets it: paths below the work dir are written relative to it, as the talks typed
+        `tar -xf … -C container`, when the console's shell stands in the work dir on the host's root (where it
+        starts). Anywhere else (a chroot, a `cd` elsewhere) they stay absolute, so the line still works."""
+        shell = self.consoles.get(console)
+        if shell is None or not self._at_home(shell.focus_pid()):
+            return self.substitute(text)
+        return self.substitute(variables.short_form(text, self.lesson.variables))
+
+    def _at_home(self, pid: int) -> bool:
+        base = self.env.proc_root / str(pid)
+        return procfs.readlink(base / "cwd") == str(self.workdir) and procfs.readlink(base / "root") == "/"
 
     def remember_before(self) -> None:
         """Freezes {{before.pid.X}} at the start of a step."""

@@ -37,6 +37,15 @@ mounted() { awk -v t="$1" '$5 == t { found = 1 } END { exit !found }' "/proc/$WO
 # mounted_in PID PATH -> something is mounted there in that process's mount namespace, PATH as it sees it (from
 #                        its own /, so /srv for a process chrooted or pivoted into an image)
 mounted_in() { awk -v t="$2" '$5 == t { found = 1 } END { exit !found }' "/proc/$1/mountinfo"; }
+# overlay_layer PATH KEY DIR -> the directory the overlay mounted at PATH uses as KEY (lowerdir, upperdir,
+#                        workdir), absolute: overlay keeps the option as typed, so a relative one is taken from DIR,
+#                        the directory of the shell that mounted it
+overlay_layer() {
+  local v
+  v=$(findmnt -n -o FS-OPTIONS -M "$1" | tr , '\n' | sed -n "s/^$2=//p")
+  case $v in /*) ;; *) v="$3/$v" ;; esac
+  realpath -e "$v"
+}
 # session_pids_outside_host_pidns -> this session's processes living in another PID namespace
 session_pids_outside_host_pidns() {
   local env d ns host

@@ -126,7 +126,11 @@ def parse_lesson(path: Path, text: str) -> Lesson:
         if name in variables.STATIC:
             p.problem(n, f"variable {name!r} is built in; choose another name")
         _check_placeholders(p, value, n, consoles, var_values)
+        _check_helpers(p, value, n, path.parent)
     _check_step_placeholders(p, steps, consoles, var_values)
+    for run in (r for step in steps for r in step.runs):
+        for k, line in enumerate(run.lines, start=1):
+            _check_helpers(p, line, run.where.line + k, path.parent)
     for f in builder.said:
         for k, line in enumerate(f.body, start=1):
             _check_placeholders(p, line, f.where.line + k, consoles, var_values)
@@ -158,6 +162,13 @@ def _check_placeholders(
                 f"unknown variable {{{{{name}}}}} (built in: {', '.join(variables.STATIC)}, "
                 f"pid.CONSOLE, shell.CONSOLE, before.pid.CONSOLE; or define it under 'vars:')",
             )
+
+
+def _check_helpers(p: SectionParser, text: str, line: int, lessondir: Path) -> None:
+    """A command's `{{lessondir}}/NAME` is copied into the session's work dir: it must be a file beside the lesson."""
+    for name in variables.helper_files([text]):
+        if not (lessondir / name).is_file():
+            p.problem(line, f"{{{{lessondir}}}}/{name}: there is no file {name!r} beside this lesson in {lessondir}")
 
 
 def _check_step_placeholders(

@@ -41,6 +41,8 @@ class Builtin:
     meaning: str
     """What the variable stands for, as the lint, the slides' legend and the docs say it."""
     value: Callable[[SessionFacts], str]
+    short: str | None = None
+    """How a typed command writes it, relative to the work dir the consoles start in (None: its value)."""
 
 
 BUILTINS: dict[str, Builtin] = {
@@ -51,12 +53,25 @@ BUILTINS: dict[str, Builtin] = {
         "a short unique prefix for kernel object names (links, netns, cgroups): `ws` + session", lambda s: f"ws{s.id}"
     ),
     "workdir": Builtin(
-        "this session's private work directory; everything the lesson writes goes below it", lambda s: str(s.workdir)
+        "this session's private work directory; everything the lesson writes goes below it",
+        lambda s: str(s.workdir),
+        short=".",
     ),
-    "rootfs": Builtin("where lessons unpack the image: {{workdir}}/rootfs", lambda s: str(s.workdir / "rootfs")),
+    "rootfs": Builtin(
+        "where lessons unpack the image: {{workdir}}/rootfs", lambda s: str(s.workdir / "rootfs"), short="rootfs"
+    ),
     "image": Builtin("the container image tarball built by `workshop rootfs`", lambda s: str(s.image_path)),
-    "lessondir": Builtin("the folder of the lesson file (helper scripts live there)", lambda s: str(s.lessondir)),
-    "python": Builtin("the Python interpreter running workshop", lambda s: sys.executable),
+    "lessondir": Builtin(
+        "the folder of the lesson file (helper scripts live there; a session copies those its commands run into its "
+        "work dir)",
+        lambda s: str(s.lessondir),
+    ),
+    "python": Builtin(
+        "the Python interpreter running workshop (commands type `python3`: its folder comes first on the consoles' "
+        "PATH)",
+        lambda s: sys.executable,
+        short="python3",
+    ),
     "cgroup": Builtin(
         "this session's pids cgroup, on cgroup v1 or v2 (its parent is prepared when a step `creates cgroup`)",
         lambda s: s.cgroup_facts()[0],
@@ -89,6 +104,36 @@ class UnknownVariable(KeyError):
 
     def __str__(self) -> str:
         return f"unknown variable {{{{{self.name}}}}}"
+
+
+LOCAL_PREFIX = re.compile(r"\{\{\s*(?:workdir|lessondir)\s*\}\}/")
+"""What a command writes without when it is typed where the consoles start: the work dir, into which a session
+copies the lesson's helper files too."""
+HELPER = re.compile(r"\{\{\s*lessondir\s*\}\}/([\w.-]+)")
+
+
+def helper_files(texts: Iterable[str]) -> list[str]:
+    """The lesson's own files its commands run (`{{lessondir}}/escape.py`): a session copies them into its work dir,
+    so a command names them as the talks did, `escape.py`."""
+    return list(dict.fromkeys(m.group(1) for text in texts for m in HELPER.finditer(text)))
+
+
+def short_form(text: str, lesson_vars: Mapping[str, str]) -> str:
+    """A command as the consoles get it, written without a session: what lies in the work dir relative to it
+    (`{{rootfs}}` is `rootfs`, a lesson's `{{workdir}}/upper1` is `upper1`, `{{lessondir}}/escape.py` is
+    `escape.py`), the interpreter as `python3`, every other placeholder as it is. The slides show commands so; a
+    running session writes them the same way and fills in the rest from the real values."""
+
+    def short(m: re.Match[str]) -> str:
+        name = m.group(1)
+        builtin = BUILTINS.get(name)
+        if builtin is not None:
+            return builtin.short or m.group(0)
+        definition = lesson_vars.get(name)
+        rest = short_form(definition, {}) if definition is not None else ""
+        return rest if rest and not referenced(rest) else m.group(0)
+
+    return PLACEHOLDER.sub(short, LOCAL_PREFIX.sub("", text))
 
 
 def referenced(text: str) -> list[str]:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TextIO, cast
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.padding import Padding
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workshop.environment import Environment
+from workshop.ui.lines import fit
 from workshop.ui.theme import AsciiStream, theme_named
 
 if TYPE_CHECKING:  # `workshop list` must start fast: events pulls in the observer, markdown its parser
@@ -72,7 +74,7 @@ class Renderer:
         elif isinstance(event, ev.LineTyped):
             self.line_typed(event)
         elif isinstance(event, ev.OutputLine):
-            self.out.print(Text.assemble(("  │ ", "muted"), (event.text, "output")), soft_wrap=True)
+            self.output_line(event.text)
         elif isinstance(event, ev.LineFinished):
             self.line_finished(event)
         elif isinstance(event, ev.CheckDone):
@@ -108,6 +110,8 @@ class Renderer:
             self.out.print(_markdown(e.lesson.summary))
         consoles = ", ".join(e.lesson.consoles)
         self.out.print(Text(f"session {e.session} · consoles: {consoles} · work dir {e.workdir}", style="muted"))
+        if e.helpers:
+            self.out.print(Text(f"this lesson's programs, copied into the work dir: {', '.join(e.helpers)}", "muted"))
 
     def step_started(self, e: ev.StepStarted) -> None:
         total = len(e.lesson.steps)
@@ -123,16 +127,29 @@ class Renderer:
         self._in_step = True
 
     def line_typed(self, e: ev.LineTyped) -> None:
-        prompt = Text(f"{e.console}# ", style="console.name")
-        if self.pace <= 0 or self.env.plain or not self._in_step:  # a line typed by a person is not typed again
-            self.out.print(Text.assemble(prompt, (e.line, "command")))
-            return
-        # display only, so the room can follow: the line itself is sent to the console once it is all shown
-        self.out.print(prompt, end="")
-        for ch in e.line:
-            self.out.print(Text(ch, style="command"), end="")
-            time.sleep(1 / self.pace)
-        self.out.print()
+        """The line after its console's prompt; a line too long for the screen goes on in rows indented under it,
+        cut where a reader expects (see `lines.fit`), never by the terminal at its edge."""
+        prompt = f"{e.console}# "
+        indent = cell_len(prompt)
+        rows = fit(e.line, self.out.width - indent)
+        paced = self.pace > 0 and not self.env.plain and self._in_step  # a line typed by a person is not typed again
+        for k, row in enumerate(rows):
+            lead = Text(prompt, style="console.name") if k == 0 else Text(" " * indent)
+            if not paced:
+                self.out.print(Text.assemble(lead, (row, "command")))
+                continue
+            # display only, so the room can follow: the line itself is sent to the console once it is all shown
+            self.out.print(lead, end="")
+            for ch in row:
+                self.out.print(Text(ch, style="command"), end="")
+                time.sleep(1 / self.pace)
+            self.out.print()
+
+    def output_line(self, text: str) -> None:
+        """A line the console printed, under a bar; too long for the screen, it goes on in rows indented under it."""
+        bar = "  │ "
+        for k, row in enumerate(fit(text, self.out.width - cell_len(bar) - 2)):
+            self.out.print(Text.assemble((bar, "muted"), ("" if k == 0 else "  ", ""), (row, "output")))
 
     def line_finished(self, e: ev.LineFinished) -> None:
         r = e.result

@@ -171,7 +171,7 @@ class Shell:
             self.error(f"not sent: the line holds control characters ({' '.join(controls)}); type it without them")
             return
         console = self.lesson.active
-        result = self.driver.type_line(text)
+        result = self.driver.type_line(text, echoed=True)  # the prompt line already shows it, as typed
         word = text.split()[0]
         if result.rc == 127:
             close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.7)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from workshop.engine.driver import DEFAULT_PACE, Leftovers
 from workshop.engine.session import LessonSession
+from workshop.lesson import variables
 
 if TYPE_CHECKING:
     from workshop.ui.shell import Shell
@@ -149,7 +150,20 @@ def cmd_status(shell: Shell, arg: str) -> None:
         ("active console", s.active),
     ]
     rows += [(f"console {n}", f"shell pid {c.pid}, talking to pid {c.focus_pid()}") for n, c in s.consoles.items()]
+    rows += [(short, f"is {full}") for short, full in _short_paths(s)]
     shell.out.table(rows)
+
+
+def _short_paths(s: LessonSession) -> list[tuple[str, str]]:
+    """The relative paths the lesson's commands type (`rootfs`, `upper1`), each with the full path it stands for."""
+    found: dict[str, str] = {}
+    for line in (line for step in s.lesson.steps for run in step.runs for line in run.lines):
+        for name in variables.referenced(line):
+            placeholder = "{{" + name + "}}"
+            short = variables.short_form(placeholder, s.lesson.variables)
+            if short not in (placeholder, "."):
+                found.setdefault(short, s.value(name))
+    return list(found.items())
 
 
 def cmd_console(shell: Shell, arg: str) -> None:

@@ -33,7 +33,8 @@ def _console_class(lesson: Lesson, console: str) -> str:
 
 
 def _run(lesson: Lesson, run: Run) -> str:
-    lines = "\n".join(f'<span class="prompt">$ </span>{code(line)}' for line in run.lines)
+    typed = (variables.short_form(line, lesson.variables) for line in run.lines)  # as the consoles get them
+    lines = "\n".join(f'<span class="prompt">$ </span>{code(line)}' for line in typed)
     badge = '<span class="try">try it</span>' if run.try_it else ""
     return (
         f'<div class="console {_console_class(lesson, run.console)}">'
@@ -79,7 +80,7 @@ def used_variables(lesson: Lesson) -> list[str]:
     texts: list[str] = []
     for step in lesson.steps:
         texts.append(step.prose)
-        texts.extend(line for run in step.runs for line in run.lines)
+        texts.extend(variables.short_form(line, lesson.variables) for run in step.runs for line in run.lines)
         texts.extend(e.pattern for e in step.expects)
         texts.extend(proofs(step))
         texts.extend(step.examples)
@@ -140,7 +141,9 @@ def slides_of(lesson: Lesson, curriculum: Sequence[Lesson]) -> list[Slide]:
                 "legend",
                 "Placeholders in the commands",
                 '<p class="kicker">Before we start</p>\n<h2>Placeholders in the commands</h2>\n'
-                f"<p>The workshop fills these in for each session:</p>\n"
+                "<p>The workshop fills these in for each session. Paths below the session's work directory, "
+                "where every console starts, are typed relative to it: <code>rootfs</code> is the unpacked "
+                "image.</p>\n"
                 f'<table class="legend">\n{rows}\n</table>',
                 "<p>Every session gets its own work directory and unique names, so lessons never collide "
                 "with each other or with what the host already has.</p>",
