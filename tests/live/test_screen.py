@@ -74,15 +74,20 @@ def test_the_repl_shows_each_line_once_and_keeps_its_toolbar_on_the_last_row(
     t = terminal(columns, lines)
     t.wait_for("workshop ❯")
     t.send("start overlay\r")
-    t.wait_for("Enter runs the next step", row=-1)
-    for step in (2, 3):
-        t.send("\r")
-        t.wait_for(f"overlay {step}/9")
-        t.wait_for("Enter runs the next step", row=-1)
+    t.wait_for("· help", row=-1)  # the toolbar, on the last row
+    t.send("\r")  # step 1
+    t.wait_for("overlay 2/9")
+    t.wait_for("· help", row=-1)  # the toolbar, on the last row
+    t.send("\r")  # step 2 is the learner's to type: the toolbar says so
+    t.wait_for("your turn")
+    t.wait_for("· help", row=-1)
+    t.send("skip\r")
+    t.wait_for("overlay 3/9")
+    t.wait_for("· help", row=-1)  # the toolbar, on the last row
 
     t.send("echo screen-$((6*7)) from the host\r")
     rows = t.wait_for("screen-42 from the host")
-    rows = t.wait_for("Enter runs the next step", row=-1)
+    rows = t.wait_for("· help", row=-1)  # the toolbar, on the last row
     typed = [r for r in rows if "echo screen-$((6*7))" in r]
     assert len(typed) == 1, "the typed line is shown more than once:\n" + "\n".join(typed)
     assert rows.index(typed[0]) < next(i for i, r in enumerate(rows) if "screen-42 from the host" in r)
@@ -96,7 +101,7 @@ def test_a_learner_typing_a_try_it_step_sees_their_line_once(
     t = terminal(columns, lines)
     t.wait_for("workshop ❯")
     t.send("start unshare-pid\r")
-    t.wait_for("Enter runs the next step", row=-1)
+    t.wait_for("· help", row=-1)  # the toolbar, on the last row
     t.send("\r")  # step 1 unpacks the image
     t.wait_for("unshare-pid 2/8 host#")
     t.send("\r")  # step 2 is the learner's to type

@@ -202,7 +202,8 @@ def test_namespace_table_shows_host_and_new_inodes_per_console() -> None:
     assert "namespaces" in text.splitlines()[0]
     assert "container  pid 4242 → 1" in text
     [pid_row] = lines_with(text, "pid ")[1:2]  # the header line also says "pid 4242"
-    assert pid_row.split()[:3] == ["pid", str(NEW_PID), "●"]
+    assert pid_row.split()[:4] == ["pid", "▶", str(NEW_PID), "●"]  # a changed row is marked at its name too
+    assert lines_with(text, "uts")[0].split()[1] != "▶"
     assert f"{HOST_NS['uts']} host" in lines_with(text, "uts")[0]
     assert "● new" in text
     assert f"container: new pid namespace {NEW_PID} (was host {HOST_NS['pid']})" in text
@@ -225,6 +226,16 @@ def test_nothing_changed_is_one_quiet_line() -> None:
 
     assert "no namespace changed since the previous step" in text
     assert "●" not in text
+
+
+def test_after_a_step_that_changed_no_namespace_one_line_replaces_the_table() -> None:
+    after = after_unshare()
+
+    step = render(process_views.namespace_view(after, diff(after, after), whole=False))
+    changed = render(process_views.namespace_view(after, diff(before_unshare(), after), whole=False))
+
+    assert step.strip() == "namespaces — no namespace changed since the previous step (`ns` shows the table)"
+    assert "pid_for_children" in changed and "● new" in changed  # a change still gets the whole table
 
 
 def test_leaving_the_container_is_back_to_host_and_its_namespaces_are_gone() -> None:
@@ -270,7 +281,7 @@ def test_unreadable_namespaces_show_a_question_mark_and_gone_focus_a_dash() -> N
 
     assert "old  (gone)" in text
     [net_row] = [line for line in text.splitlines() if line.startswith("net ")]
-    assert net_row.split()[1:] == ["?", "●", "unreadable", "—"]
+    assert net_row.split()[1:] == ["▶", "?", "●", "unreadable", "—"]
     # one line for the whole loss, not ten
     [summary] = lines_with(text, "can no longer read")
     assert summary == "container: can no longer read any of its namespaces"

@@ -21,6 +21,7 @@ from workshop.observe.process_tree import NS_TYPES, Proc, Snapshot, base_type, i
 
 PSTREE_HEADING = "pstree — the lesson's processes"
 NAMESPACES_HEADING = "namespaces — where each console's shell lives"
+UNCHANGED = "no namespace changed since the previous step"
 FOCUS_MARK = "◀ you are here"
 RECYCLED = "the same number, yet a new one: the old one ended and the kernel reuses freed numbers"
 CMDLINE_WIDTH = 60
@@ -342,7 +343,7 @@ def _in_use(snap: Snapshot) -> set[int]:
 
 def _summary(snap: Snapshot, d: Diff) -> Iterator[Text]:
     if not d.ns_changes and not d.gone_namespaces:
-        yield Text("no namespace changed since the previous step", style="muted")
+        yield Text(UNCHANGED, style="muted")
         return
     unreadable: dict[str, list[str]] = {}
     for change in d.ns_changes:
@@ -355,8 +356,12 @@ def _summary(snap: Snapshot, d: Diff) -> Iterator[Text]:
     yield from (gone_line(ns_type, inode, inode in used) for ns_type, inode in d.gone_namespaces)
 
 
-def namespace_view(after: Snapshot, d: Diff) -> RenderableType:
-    """One row per namespace type, one column per console's focus process, and what changed."""
+def namespace_view(after: Snapshot, d: Diff, whole: bool = True) -> RenderableType:
+    """One row per namespace type, one column per console's focus process, and what changed; a changed row's name
+    is marked too. `whole=False` (after a step): when no namespace changed, one line says so instead of the ten
+    unchanged rows, so what a step did change stands out (`ns` always shows the table)."""
+    if not whole and not d.ns_changes and not d.gone_namespaces:
+        return Text.assemble(("namespaces", "heading"), (f" — {UNCHANGED} (`ns` shows the table)", "muted"))
     changes = {(c.console, c.ns_type): c for c in d.ns_changes}
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("ns", no_wrap=True)
@@ -364,5 +369,6 @@ def namespace_view(after: Snapshot, d: Diff) -> RenderableType:
         table.add_column(_column_header(after, console))
     for ns_type in NS_TYPES:
         cells = [_cell(after, console, ns_type, changes.get((console, ns_type))) for console in after.roots]
-        table.add_row(ns_type, *cells)
+        changed = any((console, ns_type) in changes for console in after.roots)
+        table.add_row(Text(f"{ns_type} ▶", style="heading") if changed else Text(ns_type), *cells)
     return Group(Text(NAMESPACES_HEADING, style="heading"), table, *_summary(after, d))

@@ -190,7 +190,7 @@ class Renderer:
         from workshop.ui import process_views, resource_views
 
         self.out.print(process_views.pstree_view(e.snapshot, e.diff))
-        self.out.print(process_views.namespace_view(e.snapshot, e.diff))
+        self.out.print(process_views.namespace_view(e.snapshot, e.diff, whole=False))
         if e.extras is not None:
             for view in resource_views.extra_views(e.extras):
                 self.out.print(view)

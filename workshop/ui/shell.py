@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import re
 from collections.abc import Callable
 
 from prompt_toolkit import PromptSession
@@ -20,6 +21,7 @@ from prompt_toolkit.formatted_text import HTML, AnyFormattedText, FormattedText,
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import ColorDepth, Output
+from rich.cells import cell_len
 
 from workshop import crashlog
 from workshop.doctor import Readiness
@@ -38,6 +40,11 @@ from workshop.ui.transcript import Recorder
 __all__ = ["ALIASES", "COMMANDS", "CONSOLE_WORDS", "Command", "Shell"]
 
 FINISHED = "lesson complete! `stop` cleans up; `lessons` shows what is next."
+
+
+def _width(html: str) -> int:
+    """How many cells a toolbar's text takes, without its tags."""
+    return cell_len(re.sub(r"</?b>", "", html))
 
 
 class Shell:
@@ -203,13 +210,28 @@ class Shell:
         s = self.lesson
         total = len(s.lesson.steps)
         bar = "".join("●" if i in s.passed else "○" for i in range(total))
-        nxt = "finished: <b>stop</b> ends it" if s.finished else "Enter runs the next step"
-        if self.driver.trying is not None:
-            nxt = "your turn: type towards the goal · <b>solution</b> · <b>skip</b>"
-        return HTML(
-            f" <b>{s.lesson.id}</b> · step {min(s.position + 1, total)}/{total} {bar} · "
-            f"console <b>{s.active}</b> · {nxt} · <b>hint</b> · <b>help</b>"
+        nxt, short = (
+            ("finished: <b>stop</b> ends it", "<b>stop</b>")
+            if s.finished
+            else ("Enter runs the next step", "Enter: next")
         )
+        if self.driver.trying is not None:
+            nxt = short = "your turn · <b>solution</b> · <b>skip</b>"
+        step = f"{min(s.position + 1, total)}/{total}"
+        where = f"<b>{s.lesson.id}</b> · step {step}"
+        keys = f"console <b>{s.active}</b> · {nxt} · <b>hint</b> · <b>help</b>"
+        # one row whatever the terminal's width: prompt_toolkit cuts a longer toolbar off at the right edge, the
+        # keys with it, so the progress dots go first, then the words around the keys
+        fitting = (
+            f" {where} {bar} · {keys}",
+            f" {where} · {keys}",
+            f" <b>{s.lesson.id}</b> {step} · <b>{s.active}</b> · {short} · <b>hint</b> · <b>help</b>",
+        )
+        return HTML(next((t for t in fitting if _width(t) <= self._columns()), fitting[-1]))
+
+    def _columns(self) -> int:
+        app = get_app_or_none()
+        return app.output.get_size().columns if app is not None else 80
 
     def _shown(self, make: Callable[[], AnyFormattedText]) -> Callable[[], AnyFormattedText]:
         """`--plain` reaches the prompt and toolbar too: prompt_toolkit draws them, not the renderer."""
