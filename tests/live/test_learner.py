@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -267,3 +268,170 @@ def test_workshop_shell_lesson_opens_that_lesson(learner: Callable[..., Learner]
     assert "no lesson 'proces'; did you mean 'process'?" in said
     typo.type("quit")
     assert typo.wait_exit() == 0
+
+
+# -- the central primitive, typed by the learner --------------------------------------------------------------------
+
+
+def mounted_at(path: str) -> str | None:
+    """The file system type mounted at `path` in this (the host's) mount namespace, read from the kernel."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == path:
+            return fields[fields.index("-") + 1]
+    return None
+
+
+@pytest.mark.root
+@pytest.mark.timeout(180)
+def test_the_learner_mounts_the_overlay_themselves(
+    learner: Callable[..., Learner], workshop_env: dict[str, str], host_unchanged: HostState
+) -> None:
+    me = learner("shell", "overlay")
+    me.wait_for(lesson_prompt("overlay", 1, 9, "container2"))
+    me.type("")  # step 1 unpacks the image and makes the directories
+    me.wait_for(lesson_prompt("overlay", 2, 9, "host"))
+    me.type("")  # step 2 is the learner's
+    assert "your turn" in me.wait_for(lesson_prompt("overlay", 2, 9, "host"))
+    [session] = session_ids(Path(workshop_env["WORKSHOP_STATE_DIR"]))
+    merged1 = f"{workshop_env['WORKSHOP_STATE_DIR']}/sessions/{session}/merged1"
+
+    me.type("mount -t overlay overlay -o lowerdir=rootfs,upperdir=upper1 merged1")  # no workdir: refused
+    refused = words(me.wait_for(lesson_prompt("overlay", 2, 9, "host")))
+    assert "still missing" in refused and "an overlay file system is mounted on merged1" in refused
+    assert mounted_at(merged1) is None
+    me.type("hint")
+    assert "lowerdir=…,upperdir=…,workdir=…" in words(me.wait_for(lesson_prompt("overlay", 2, 9, "host")))
+
+    # not the solution's text: absolute paths, another order, another source name
+    me.type("mount -t overlay -o workdir=$PWD/work1,upperdir=$PWD/upper1,lowerdir=$PWD/rootfs none $PWD/merged1")
+    assert "goal reached ✓" in me.wait_for(lesson_prompt("overlay", 3, 9, "host"))
+    assert mounted_at(merged1) == "overlay"
+    me.type("quit")
+    assert me.wait_exit() == 0
+    assert mounted_at(merged1) is None
+
+
+@pytest.mark.root
+@pytest.mark.timeout(180)
+def test_the_learner_limits_the_cgroup_themselves(learner: Callable[..., Learner], host_unchanged: HostState) -> None:
+    me = learner("shell", "cgroup-pids")
+    me.wait_for("press Enter to run the first step")
+    me.type("")  # step 1 unpacks the image
+    me.wait_for("cgroup-pids 2/8 ")
+    me.type("")  # step 2 shows the machine's cgroups
+    me.wait_for("cgroup-pids 3/8 ")
+    me.type("")  # step 3 is the learner's
+    shown = words(me.wait_for("cgroup-pids 3/8 host# "))
+    assert "your turn" in shown
+    found = re.search(r"this session's cgroup is (/sys/fs/cgroup/\S+?)\.? Make it", shown)
+    assert found, shown[-2000:]
+    cgroup = Path(found.group(1))  # read off the screen, as a learner copies it
+
+    me.type(f"mkdir {cgroup}")
+    half = words(me.wait_for("cgroup-pids 3/8 host# "))
+    assert "still missing" in half and "admits at most 5 processes" in half
+    assert (cgroup / "pids.max").read_text().strip() == "max"
+    me.type("hint")
+    me.type("hint")
+    assert "pids.max" in words(me.wait_for("hint: (2/2)"))
+
+    me.type(f"printf '%d\\n' 5 | tee {cgroup}/pids.max")  # not the solution's `echo 5 >`
+    assert "goal reached ✓" in me.wait_for("cgroup-pids 4/8 ")
+    assert (cgroup / "pids.max").read_text().strip() == "5"
+    me.type("quit")
+    assert me.wait_exit() == 0
+    assert not cgroup.exists()
+
+
+def shells_beside(pid: int) -> list[int]:
+    """Every `sh` in all of the pid, mnt, uts and net namespaces of process `pid`, read from /proc."""
+    types = ("pid", "mnt", "uts", "net")
+    ns = [os.readlink(f"/proc/{pid}/ns/{t}") for t in types]
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            shell = entry.name.isdigit() and (entry / "comm").read_text().strip() == "sh"
+            if shell and [os.readlink(entry / "ns" / t) for t in types] == ns:
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def nspid_of(pid: int) -> list[int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return [int(n) for n in status.split("NSpid:", 1)[1].splitlines()[0].split()]
+
+
+@pytest.mark.root
+@pytest.mark.timeout(180)
+def test_the_learner_visits_the_container_with_nsenter_themselves(
+    learner: Callable[..., Learner], host_unchanged: HostState
+) -> None:
+    me = learner("shell", "nsenter")
+    me.wait_for("press Enter to run the first step")
+    for step in (2, 3, 4):  # unpack, a container without a network, half a visit
+        me.type("")
+        me.wait_for(f"nsenter {step}/10 ")
+    me.type("")  # step 4 is the learner's
+    shown = words(me.wait_for("nsenter 4/10 debug# "))
+    found = re.search(r"the container's shell is PID (\d+) on the host", shown)
+    assert found and "your turn" in shown, shown[-2000:]
+    container = int(found.group(1))
+
+    me.type("nsenter --pid --mount /bin/sh")  # no target: nsenter says so, and the goal is not reached
+    missing = words(me.wait_for("nsenter 4/10 debug# "))
+    assert "still missing" in missing and "shares every namespace the container has of its own" in missing
+    me.type("hint")
+    me.wait_for("hint: (1/3)")
+    assert "--pid" in words(me.wait_for("nsenter 4/10 debug# "))
+
+    me.type(f"nsenter -t {container} -p -m -u -n -r -w sh")  # short options: not the solution's text
+    assert "goal reached ✓" in me.wait_for("nsenter 5/10 ")
+    # the kernel's view: a second shell in every namespace of the container, under the container's root
+    visitors = [pid for pid in shells_beside(container) if pid != container]
+    assert len(visitors) == 1, visitors
+    assert nspid_of(visitors[0])[-1] > 1 and os.readlink(f"/proc/{visitors[0]}/root") == os.readlink(
+        f"/proc/{container}/root"
+    )
+    me.type("quit")
+    assert me.wait_exit() == 0
+
+
+def links_in(netns: str | None) -> str:
+    """`ip -o link` in the named network namespace (the host's for None), read through netlink by `ip`."""
+    where = ["-n", netns] if netns else []
+    return subprocess.run(["ip", *where, "-o", "link"], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.root
+@pytest.mark.timeout(240)
+def test_the_learner_lays_the_veth_cable_themselves(learner: Callable[..., Learner], host_unchanged: HostState) -> None:
+    me = learner("shell", "veth")
+    me.wait_for("press Enter to run the first step")
+    for step in range(2, 7):  # up to the cable between two containers
+        me.type("")
+        me.wait_for(f"veth {step}/11 ")
+    me.type("")  # step 6 is the learner's
+    shown = words(me.wait_for("veth 6/11 host# "))
+    found = re.search(r"name the second container's namespace (ws[0-9a-f]+)-c2", shown)
+    assert found and "your turn" in shown, shown[-2000:]
+    name = found.group(1)
+    me.type("hint")
+    hint = words(me.wait_for("hint: (1/3)") + me.wait_for("veth 6/11 host# "))
+    c2 = re.search(r"the PID of c2's shell \((\d+)\)", hint)
+    assert c2, hint
+
+    me.type(f"ln -s /proc/{c2.group(1)}/ns/net /run/netns/{name}-c2")  # half the goal
+    half = words(me.wait_for("veth 6/11 host# "))
+    assert "still missing" in half and "one end of the pair is in each container" in half
+
+    # not the solution's text: the pair made in c2's namespace, its peer sent to c1's, `peer` without `name`
+    me.type(f"ip -n {name}-c2 link add {name}b type veth peer {name}a netns {name}-c1")
+    assert "goal reached ✓" in me.wait_for("veth 7/11 ")
+    assert f"{name}a@" in links_in(f"{name}-c1") and f"{name}b@" in links_in(f"{name}-c2")
+    assert f"{name}a" not in links_in(None) and f"{name}b" not in links_in(None)
+    me.type("quit")
+    assert me.wait_exit() == 0
+    assert not Path(f"/run/netns/{name}-c2").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.authoring_example import GUIDE, write_example
+from tests.harness import REPO
 from workshop import cli
 from workshop.lesson import checks, loader, reference
 
@@ -47,3 +48,11 @@ def test_workshop_new_never_overwrites_and_refuses_a_bad_id(tmp_path: Path, caps
     assert cli.main(["new", "Not An Id", "--dir", str(tmp_path)]) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "already exists" in out and "cannot be a lesson id" in out
+
+
+def test_the_readme_counts_the_steps_a_learner_types_as_the_lessons_have_them() -> None:
+    lessons = loader.load_all(loader.lesson_files(REPO / "lessons"))
+    steps = [step for lesson in lessons for step in lesson.steps]
+    said = re.search(r"(\d+) of the (\d+) steps\s+are yours to type", (REPO / "README.md").read_text())
+    assert said, "the README no longer says how many steps are the learner's"
+    assert (int(said.group(1)), int(said.group(2))) == (sum(s.is_try_it for s in steps), len(steps))
