@@ -91,6 +91,18 @@ class Learner:
         assert "my PID is 1" in step2
         assert "step done" in step2, step2[-2000:]
 
+    def open_try_it(self, lesson: str, step: int, total: int, console: str) -> str:
+        """In a lesson just opened (`workshop shell LESSON`): Enter runs each step before `step`, one more Enter
+        shows that try-it step; returns what the screen said of it, in words."""
+        self.wait_for("press Enter to run the first step")
+        for k in range(2, step + 1):
+            self.type("")
+            self.wait_for(f"{lesson} {k}/{total} ")
+        self.type("")
+        shown = words(self.wait_for(lesson_prompt(lesson, step, total, console)))
+        assert "your turn" in shown, shown[-2000:]
+        return shown
+
     def teardown(self) -> None:
         """Ctrl-C, Ctrl-D (the shell cleans up and leaves), then SIGKILL whatever is still there."""
         if self.child.isalive():

@@ -288,11 +288,7 @@ def test_the_learner_mounts_the_overlay_themselves(
     learner: Callable[..., Learner], workshop_env: dict[str, str], host_unchanged: HostState
 ) -> None:
     me = learner("shell", "overlay")
-    me.wait_for(lesson_prompt("overlay", 1, 9, "container2"))
-    me.type("")  # step 1 unpacks the image and makes the directories
-    me.wait_for(lesson_prompt("overlay", 2, 9, "host"))
-    me.type("")  # step 2 is the learner's
-    assert "your turn" in me.wait_for(lesson_prompt("overlay", 2, 9, "host"))
+    me.open_try_it("overlay", 2, 9, "host")  # after step 1 unpacked the image and made the directories
     [session] = session_ids(Path(workshop_env["WORKSHOP_STATE_DIR"]))
     merged1 = f"{workshop_env['WORKSHOP_STATE_DIR']}/sessions/{session}/merged1"
 
@@ -316,14 +312,7 @@ def test_the_learner_mounts_the_overlay_themselves(
 @pytest.mark.timeout(180)
 def test_the_learner_limits_the_cgroup_themselves(learner: Callable[..., Learner], host_unchanged: HostState) -> None:
     me = learner("shell", "cgroup-pids")
-    me.wait_for("press Enter to run the first step")
-    me.type("")  # step 1 unpacks the image
-    me.wait_for("cgroup-pids 2/8 ")
-    me.type("")  # step 2 shows the machine's cgroups
-    me.wait_for("cgroup-pids 3/8 ")
-    me.type("")  # step 3 is the learner's
-    shown = words(me.wait_for("cgroup-pids 3/8 host# "))
-    assert "your turn" in shown
+    shown = me.open_try_it("cgroup-pids", 3, 8, "host")  # after the image and a look at the machine's cgroups
     found = re.search(r"this session's cgroup is (/sys/fs/cgroup/\S+?)\.? Make it", shown)
     assert found, shown[-2000:]
     cgroup = Path(found.group(1))  # read off the screen, as a learner copies it
@@ -370,14 +359,9 @@ def test_the_learner_visits_the_container_with_nsenter_themselves(
     learner: Callable[..., Learner], host_unchanged: HostState
 ) -> None:
     me = learner("shell", "nsenter")
-    me.wait_for("press Enter to run the first step")
-    for step in (2, 3, 4):  # unpack, a container without a network, half a visit
-        me.type("")
-        me.wait_for(f"nsenter {step}/10 ")
-    me.type("")  # step 4 is the learner's
-    shown = words(me.wait_for("nsenter 4/10 debug# "))
+    shown = me.open_try_it("nsenter", 4, 10, "debug")  # after a container and half a visit
     found = re.search(r"the container's shell is PID (\d+) on the host", shown)
-    assert found and "your turn" in shown, shown[-2000:]
+    assert found, shown[-2000:]
     container = int(found.group(1))
 
     me.type("nsenter --pid --mount /bin/sh")  # no target: nsenter says so, and the goal is not reached
@@ -409,14 +393,9 @@ def links_in(netns: str | None) -> str:
 @pytest.mark.timeout(240)
 def test_the_learner_lays_the_veth_cable_themselves(learner: Callable[..., Learner], host_unchanged: HostState) -> None:
     me = learner("shell", "veth")
-    me.wait_for("press Enter to run the first step")
-    for step in range(2, 7):  # up to the cable between two containers
-        me.type("")
-        me.wait_for(f"veth {step}/11 ")
-    me.type("")  # step 6 is the learner's
-    shown = words(me.wait_for("veth 6/11 host# "))
+    shown = me.open_try_it("veth", 6, 11, "host")  # after a first container, its network and a named netns
     found = re.search(r"name the second container's namespace (ws[0-9a-f]+)-c2", shown)
-    assert found and "your turn" in shown, shown[-2000:]
+    assert found, shown[-2000:]
     name = found.group(1)
     me.type("hint")
     hint = words(me.wait_for("hint: (1/3)") + me.wait_for("veth 6/11 host# "))
