@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workshop.engine import journal, learner, replay, runner
+from workshop.engine import journal, learner, replay, runner, signals
 from workshop.engine.events import (
     CleanedUp,
     Event,
@@ -111,10 +111,12 @@ class LessonDriver:
         self.trying = None
         if self.session is None:
             return None
-        session, self.session = self.session, None  # gone even if undoing is interrupted
-        if forget_place and self.progress is not None:
-            self.progress.left(session.lesson.id)
-        return session.close()
+        # held from here: a Ctrl-C between handing the session over and its close would drop it, its undo undone
+        with signals.held():
+            session, self.session = self.session, None  # gone even if undoing is interrupted
+            if forget_place and self.progress is not None:
+                self.progress.left(session.lesson.id)
+            return session.close()
 
     def forget(self, lesson_id: str) -> None:
         """`reset`: the lesson's progress is forgotten (and the lesson ended, if it is the one running)."""
