@@ -1,5 +1,7 @@
 """clone() is fork() with flags: ask for new namespaces and the child starts in them.
 
+`clone.py` asks for both; `clone.py pid`, `clone.py user` or `clone.py none` for fewer, to compare.
+
 The child asks for a new PID namespace and a new user namespace. Inside, it is PID 1, and its user is 65534
 ("nobody"), because nothing maps its uid yet. The parent sees an ordinary PID. The child then waits so you
 can look at both from the host: `pstree`, `/proc/<pid>/status` (NSpid), `/proc/<pid>/ns`.
@@ -34,7 +36,15 @@ def child(_: object) -> int:
     return 0
 
 
-pid = libc.clone(child, stack_top, CLONE_NEWPID | CLONE_NEWUSER | signal.SIGCHLD, None)
+FLAGS = {"pid": CLONE_NEWPID, "user": CLONE_NEWUSER, "none": 0}
+asked = sys.argv[1:] or ["pid", "user"]
+if any(word not in FLAGS for word in asked):
+    sys.exit(f"usage: clone.py [{' | '.join(FLAGS)}]...")
+flags = 0
+for word in asked:
+    flags |= FLAGS[word]
+
+pid = libc.clone(child, stack_top, flags | signal.SIGCHLD, None)
 if pid < 0:
     sys.exit(f"clone failed: {os.strerror(ctypes.get_errno())}")
 os.read(ready_r, 1)

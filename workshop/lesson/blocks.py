@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterator
 
 from workshop.lesson import vocabulary
-from workshop.lesson.model import Check, Creates, Expect, Run, Step, Where
+from workshop.lesson.model import Check, Creates, Expect, Run, Sabotage, Step, Where
 from workshop.lesson.sections import Fence, Problem, Section, SectionParser, prose
 
 CREATES_KINDS = tuple(vocabulary.CREATES_KINDS)
@@ -102,6 +102,7 @@ class StepBuilder:
         creates: list[Creates] = []
         examples: list[str] = []
         notes: list[str] = []
+        sabotage: Sabotage | None = None
         for f in s.fences:
             if f.role == "run":
                 r = self.run(f)
@@ -150,6 +151,11 @@ class StepBuilder:
                         )
                         continue
                     creates.append(Creates(kind, target.strip(), where))
+            elif f.role == "sabotage":
+                if sabotage is not None:
+                    self.p.problems.append(Problem(f.where, "a step has at most one sabotage block"))
+                    continue
+                sabotage = self.sabotage(f, s)
             else:
                 examples.append(prose(f.body))
         if not checks:
@@ -169,7 +175,35 @@ class StepBuilder:
             creates=tuple(creates),
             examples=tuple(examples),
             notes=tuple(notes),
+            sabotage=sabotage,
         )
+
+    def sabotage(self, f: Fence, s: Section) -> Sabotage | None:
+        old: list[str] = []
+        new: list[str] = []
+        for k, line in enumerate(f.body, start=1):
+            if line.startswith("-"):
+                old.append(line[2:] if line.startswith("- ") else line[1:])
+            elif line.startswith("+"):
+                new.append(line[2:] if line.startswith("+ ") else line[1:])
+            elif line.strip():
+                self.p.problems.append(
+                    Problem(
+                        Where(f.where.file, f.where.line + k),
+                        "sabotage lines start with '- ' (a line of this step's run block) or '+ ' (what it becomes)",
+                    )
+                )
+                return None
+        if not old:
+            self.p.problems.append(Problem(f.where, "say which lines to take out: '- LINE' of this step's run block"))
+            return None
+        text = "\n".join(old)
+        if not any(text in "\n".join(r.body) for r in s.fences if r.role == "run"):
+            self.p.problems.append(
+                Problem(f.where, "the '- ' text is not in any of this step's run blocks, as written there")
+            )
+            return None
+        return Sabotage(text, "\n".join(new), f.where)
 
 
 def _printable(error: Exception) -> str:

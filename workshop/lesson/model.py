@@ -101,6 +101,19 @@ class Creates:
 
 
 @dataclass(frozen=True)
+class Sabotage:
+    """How to take a step's primitive out: text of its run blocks and what it becomes. Never run by the tool;
+    the test suite runs the lesson so changed and expects exactly this step's check to fail, which proves that
+    the check sees the kernel state the step teaches and not merely that commands ran."""
+
+    old: str
+    """Lines of one of the step's run blocks, as written in the file (joined by newlines)."""
+    new: str
+    """What they become; empty to delete them."""
+    where: Where
+
+
+@dataclass(frozen=True)
 class Step:
     title: str
     prose: str
@@ -115,6 +128,8 @@ class Step:
     """Code shown but never run (a fenced block with any other tag, e.g. `python`)."""
     notes: tuple[str, ...] = ()
     """Presenter notes (```notes blocks): shown only in trainer mode and in the slides' notes view."""
+    sabotage: Sabotage | None = None
+    """The change that must make this step's check fail (```sabotage); for the test suite, not the learner."""
 
     @property
     def is_try_it(self) -> bool:

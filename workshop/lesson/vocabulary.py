@@ -20,6 +20,8 @@ ROLES = {
     "expect": "`expect CONSOLE`: each line a regular expression that must appear in that console during the step",
     "creates": "`KIND TARGET` lines: what the step is about to make, journaled first so it is always undone",
     "notes": "presenter notes, shown only in trainer mode and in the slides' notes view",
+    "sabotage": "`- OLD` lines of a run block and `+ NEW` lines: the step without its primitive, which the tests "
+    "run and whose check must then fail at this step",
 }
 """Fenced blocks that mean something; any other fenced block (```python, ```text) is shown, never run."""
 
