@@ -315,7 +315,12 @@ def cmd_check(env: Environment, args: argparse.Namespace) -> int:
         for problem in e.problems:
             out.error(str(problem))
         return 1
-    out.text(f"{len(lessons)} lessons, {sum(len(x.steps) for x in lessons)} steps: all valid", "check.pass")
+    steps = [step for lesson in lessons for step in lesson.steps]
+    out.text(
+        f"{len(lessons)} lessons, {len(steps)} steps: all valid "
+        f"({sum(s.is_try_it for s in steps)} try-it, {sum(s.sabotage is not None for s in steps)} with a sabotage)",
+        "check.pass",
+    )
     return 0
 
 

@@ -56,3 +56,13 @@ def test_the_readme_counts_the_steps_a_learner_types_as_the_lessons_have_them() 
     said = re.search(r"(\d+) of the (\d+) steps\s+are yours to type", (REPO / "README.md").read_text())
     assert said, "the README no longer says how many steps are the learner's"
     assert (int(said.group(1)), int(said.group(2))) == (sum(s.is_try_it for s in steps), len(steps))
+
+
+def test_the_readme_counts_the_steps_proven_by_sabotage_as_the_lessons_have_them() -> None:
+    lessons = loader.load_all(loader.lesson_files(REPO / "lessons"))
+    steps = [step for lesson in lessons for step in lesson.steps]
+    said = re.search(
+        r"(\d+) of the (\d+) steps are proven\s+this way", " ".join((REPO / "README.md").read_text().split())
+    )
+    assert said, "the README no longer says how many steps are proven by sabotage"
+    assert (int(said.group(1)), int(said.group(2))) == (sum(s.sabotage is not None for s in steps), len(steps))

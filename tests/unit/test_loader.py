@@ -270,3 +270,33 @@ def test_commands_are_typed_short_as_the_talks_typed_them() -> None:
         "python3 minicontainer.py run --state c1 --rootfs rootfs --upper upper1 --cgroup {{cgroup}} {{c}}"
     )
     assert variables.helper_files([line, lesson_vars["mc"]]) == ["minicontainer.py"]
+
+
+WITH_SABOTAGE = GOOD.replace(
+    "```hint\nType unshare first.",
+    "```sabotage\n- unshare --uts /bin/sh\n+ /bin/sh\n```\n\n```hint\nType unshare first.",
+    1,
+)
+
+
+def test_a_sabotage_says_what_of_a_run_block_becomes_what(tmp_path: Path) -> None:
+    first, second = load(tmp_path, WITH_SABOTAGE).steps
+    assert first.sabotage is not None and second.sabotage is None
+    assert (first.sabotage.old, first.sabotage.new) == ("unshare --uts /bin/sh", "/bin/sh")
+    # a sabotage is for the tests, never shown or run: the step is otherwise the same
+    assert first.runs == load(tmp_path, GOOD).steps[0].runs
+
+
+BROKEN_SABOTAGE = [
+    ("- unshare --uts /bin/sh", "- unshare --pid /bin/sh", 33, "not in any of this step's run blocks"),
+    ("- unshare --uts /bin/sh", "unshare --uts /bin/sh", 34, "start with '- '"),
+    ("- unshare --uts /bin/sh\n", "", 33, "say which lines to take out"),
+    ("```hint\nType", "```sabotage\n- hostname\n```\n\n```hint\nType", 38, "at most one sabotage"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "line", "words"), BROKEN_SABOTAGE)
+def test_a_sabotage_that_cannot_apply_says_its_line(tmp_path: Path, old: str, new: str, line: int, words: str) -> None:
+    assert old in WITH_SABOTAGE
+    found = problems(tmp_path, WITH_SABOTAGE.replace(old, new, 1))
+    assert any(p.startswith(f"{tmp_path / 'lesson.md'}:{line}: ") and words in p for p in found), found
