@@ -63,6 +63,14 @@ class Learner:
             self._fail(repr(text), e)
         return plain(self.child.before)
 
+    def _first_of(self, *texts: str) -> int:
+        """Waits until one of `texts` appears; returns which."""
+        try:
+            return int(self.child.expect_exact(list(texts), timeout=-1))
+        except (pexpect.TIMEOUT, pexpect.EOF) as e:
+            self._fail(" or ".join(map(repr, texts)), e)
+            raise
+
     def type(self, line: str) -> None:
         self.child.sendline(line)
 
@@ -92,12 +100,15 @@ class Learner:
         assert "step done" in step2, step2[-2000:]
 
     def open_try_it(self, lesson: str, step: int, total: int, console: str) -> str:
-        """In a lesson just opened (`workshop shell LESSON`): Enter runs each step before `step`, one more Enter
-        shows that try-it step; returns what the screen said of it, in words."""
+        """In a lesson just opened (`workshop shell LESSON`): Enter runs each step before `step` (`skip` types an
+        earlier try-it step), one more Enter shows that try-it step; returns what the screen said, in words."""
         self.wait_for("press Enter to run the first step")
         for k in range(2, step + 1):
             self.type("")
-            self.wait_for(f"{lesson} {k}/{total} ")
+            if self._first_of(f"{lesson} {k}/{total} ", "your turn") == 1:  # an earlier try-it step: skip types it
+                self.wait_for(f"{lesson} {k - 1}/{total} ")
+                self.type("skip")
+                self.wait_for(f"{lesson} {k}/{total} ")
         self.type("")
         shown = words(self.wait_for(lesson_prompt(lesson, step, total, console)))
         assert "your turn" in shown, shown[-2000:]

@@ -149,7 +149,12 @@ def test_a_step_shows_its_consoles_what_to_expect_and_what_the_check_proves() ->
     step = "\n".join(s.body for s in shown if s.kind in ("step", "check"))
     assert '<div class="console-name">host</div>' in step
     assert '<div class="console-name">container<span class="try">try it</span></div>' in step
-    assert "try it yourself" in step
+    assert "try it yourself: the solution" in step
+    # before the solution, the try-it step is an exercise for the room: its goal, and no solution yet
+    exercise = next(s for s in shown if s.kind == "exercise")
+    assert "exercise for the room" in exercise.body and "your turn" in exercise.body
+    assert "the file exists in" in exercise.body and "cat x" not in exercise.body
+    assert "Hints, one tier at a time" in exercise.notes
     assert 'my PID is <span class="wild">‹number›</span>' in step
     assert "<li>the file exists in" in step
     assert "<li>and the container can read it</li>" in step  # a later `#` line of the check is a proof too
@@ -166,9 +171,9 @@ def test_a_step_gets_as_many_slides_as_a_projector_needs() -> None:
     short = demo_lesson(DEMO.replace("```run container try\ncat {{workdir}}/x\n```\n", ""))
     assert [s.kind for s in slides.slides_of(short, [short])] == ["title", "legend", "step", "recap"]
     # what to do, then what to expect
-    assert kinds_with_paragraphs(1) == ["title", "legend", "step", "check", "recap"]
+    assert kinds_with_paragraphs(1) == ["title", "legend", "exercise", "step", "check", "recap"]
     # the explanation, the commands, what to expect
-    assert kinds_with_paragraphs(6) == ["title", "legend", "step", "commands", "check", "recap"]
+    assert kinds_with_paragraphs(6) == ["title", "legend", "exercise", "step", "commands", "check", "recap"]
 
 
 @pytest.mark.parametrize(

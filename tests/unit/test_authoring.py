@@ -66,3 +66,9 @@ def test_the_readme_counts_the_steps_proven_by_sabotage_as_the_lessons_have_them
     )
     assert said, "the README no longer says how many steps are proven by sabotage"
     assert (int(said.group(1)), int(said.group(2))) == (sum(s.sabotage is not None for s in steps), len(steps))
+
+
+def test_every_lesson_has_the_learner_type_at_least_two_steps() -> None:
+    for lesson in loader.load_all(loader.lesson_files(REPO / "lessons")):
+        typed = [step.title for step in lesson.steps if step.is_try_it]
+        assert len(typed) >= 2, f"{lesson.id}: only {typed} are the learner's to type"

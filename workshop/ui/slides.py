@@ -156,9 +156,41 @@ def slides_of(lesson: Lesson, curriculum: Sequence[Lesson]) -> list[Slide]:
 
 
 def _step_slides(lesson: Lesson, step: Step, k: int, total: int) -> list[Slide]:
+    """A try-it step is first an exercise for the room, then its solution."""
+    solution = _solution_slides(lesson, step, k, total)
+    return [_exercise(lesson, step, k, total), *solution] if step.is_try_it else solution
+
+
+def _exercise(lesson: Lesson, step: Step, k: int, total: int) -> Slide:
+    """What the step prepares, whose turn it is in which console, and the goal the checks verify; the presenter's
+    view holds the hints, one tier at a time."""
+    boxes = [
+        _run(lesson, run)
+        if not run.try_it
+        else (
+            f'<div class="console {_console_class(lesson, run.console)}">'
+            f'<div class="console-name">{esc(run.console)}<span class="try">your turn</span></div>'
+            '<p class="your-turn">Type it yourself; the next slide shows one way.</p></div>'
+        )
+        for run in step.runs
+    ]
+    goals = "".join(f"<li>{markdown_inline(c.description)}</li>" for c in step.checks)
+    body = [
+        f'<p class="kicker">{esc(f"Step {k} of {total} · exercise for the room")}</p>',
+        f"<h2>{markdown_inline(step.title)}</h2>",
+        *([f'<div class="prose">{markdown(step.prose)}</div>'] if step.prose else []),
+        *boxes,
+        f'<h3>The goal, checked on the live kernel</h3>\n<ul class="proves">{goals}</ul>',
+    ]
+    hints = "".join(f"<li>{markdown(h)}</li>" for h in step.hints)
+    notes = f"<h4>Hints, one tier at a time</h4><ol>{hints}</ol>" if hints else ""
+    return Slide("exercise", f"{step.title}: exercise", "\n".join(body), notes)
+
+
+def _solution_slides(lesson: Lesson, step: Step, k: int, total: int) -> list[Slide]:
     """One slide when the whole step fits a projector; else what to do, then what to expect; and when even
     the explanation and the commands do not fit together, each gets a slide of its own."""
-    kicker = f"Step {k} of {total}" + (" · try it yourself" if step.is_try_it else "")
+    kicker = f"Step {k} of {total}" + (" · try it yourself: the solution" if step.is_try_it else "")
 
     def head(suffix: str = "") -> list[str]:
         return [f'<p class="kicker">{esc(kicker + suffix)}</p>', f"<h2>{markdown_inline(step.title)}</h2>"]

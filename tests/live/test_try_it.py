@@ -1,0 +1,107 @@
+"""A learner types each lesson's try-it steps: once something that misses the goal (and is told what is still
+missing, and asks for a hint), then a correct variant that is not the solution's text. The goal is the step's own
+check, which reads the kernel (and `tests/live/test_sabotage.py` proves that it notices when the step's primitive
+is missing).
+
+The steps with a longer story of their own (the PID 1 shell, the overlay mount, the cgroup, the veth cable, the
+full nsenter visit) are in test_learner.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from tests.hygiene import HostState
+from tests.terminal import Learner, lesson_prompt, words
+
+
+def host_pid_of_container(screen: str) -> str:
+    """The container shell's host PID, as the step's text tells the learner."""
+    found = re.findall(r"PID (\d+) on the host", screen)
+    assert found, screen[-2000:]
+    return found[-1]
+
+
+def lesson_cgroup(screen: str) -> str:
+    """The lesson's cgroup, as the step's text tells the learner."""
+    found = re.findall(r"The lesson's cgroup is (/sys/fs/cgroup/\S+?)\.?\s", screen)
+    assert found, screen[-2000:]
+    return found[-1]
+
+
+@dataclass(frozen=True)
+class TryIt:
+    lesson: str
+    step: int
+    total: int
+    console: str
+    wrong: Callable[[str], str]
+    """A line that does not reach the goal (given the screen so far)."""
+    missing: str
+    """Words of the check the learner is told is still missing."""
+    variant: Callable[[str], str]
+    """A correct line that is not the solution's text."""
+
+    def __str__(self) -> str:
+        return f"{self.lesson}-{self.step}"
+
+
+TRY_ITS = [
+    # the clone()d PID 1 shrugs off SIGTERM; SIGKILL, spelled another way, ends it
+    TryIt("process", 6, 6, "host", lambda _: "kill -TERM $(pgrep -n -f clone.py)",
+          "killing it from the host ended", lambda _: "kill -s KILL $(pgrep -n -f clone.py)"),
+    # ps in the chroot shows nothing until proc is mounted; the source name is free
+    TryIt("chroot", 4, 7, "container", lambda _: "ps",
+          "the proc mount landed in the host's mount table", lambda _: "mount -t proc none /proc"),
+    # both PID 1s, in the other order, with a numbered signal
+    TryIt("unshare-pid", 8, 8, "host", lambda _: "kill -TERM $pid1",
+          "the container's init is gone", lambda s: f"kill -9 {host_pid_of_container(s)} $pid1"),
+    # leaving the IPC shell is not yet a container; short options are
+    TryIt("namespaces", 7, 9, "container", lambda _: "exit", "the container is PID 1 in new PID, mount, UTS and IPC",
+          lambda _: "unshare -f -p -m -u -i --kill-child --mount-proc=rootfs/proc chroot rootfs sh"),
+    # looking is not writing; touch creates the file as well as echo
+    TryIt("overlay", 5, 9, "container", lambda _: "ls /",
+          "the new file is in container 1's upper dir", lambda _: "touch /hello.txt"),
+    # reading the list of processes empties nothing; the container's PID 1 killed takes everything with it
+    TryIt("cgroup-pids", 8, 8, "host", lambda s: f"cat {lesson_cgroup(s)}/cgroup.procs",
+          "the container is gone and the kernel counts no process", lambda s: f"kill -9 {host_pid_of_container(s)}"),
+    # showing lo does not switch it on
+    TryIt("veth", 3, 11, "c1", lambda _: "ip link show lo",
+          "lo is up in the container's namespace", lambda _: "ip link set dev lo up"),
+    # a shell that joined nothing; then nsenter with short options
+    TryIt("nsenter", 3, 10, "debug", lambda _: "ps -e | wc -l",
+          "the visitor shell is in the container's PID namespace",
+          lambda s: f"nsenter -p -t {host_pid_of_container(s)} sh"),
+    # one sleep fits; six more do not
+    TryIt("capstone", 5, 10, "c1", lambda _: "sleep 30 &",
+          "the kernel refused forks in the container's cgroup", lambda _: "for i in $(seq 6); do sleep 60 & done"),
+]  # fmt: skip
+
+
+@pytest.mark.root
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("step", TRY_ITS, ids=str)
+def test_the_learner_types_the_step_misses_gets_a_hint_then_reaches_the_goal(
+    step: TryIt, learner: Callable[..., Learner], host_unchanged: HostState
+) -> None:
+    me = learner("shell", step.lesson)
+    shown = me.open_try_it(step.lesson, step.step, step.total, step.console)
+    assert step.missing in shown, "the goal is shown before the learner types"
+    screen = words(me.screen(tail=1_000_000))
+    here = lesson_prompt(step.lesson, step.step, step.total, step.console)
+
+    me.type(step.wrong(screen))
+    missed = words(me.wait_for(here))
+    assert "still missing" in missed and step.missing in missed, missed[-2000:]
+    me.type("hint")
+    assert "hint: (1/" in me.wait_for(here)
+
+    me.type(step.variant(screen))
+    reached = words(me.wait_for("goal reached ✓") + me.wait_for("step done"))
+    assert "still missing" not in reached, reached[-2000:]
+    me.type("quit")
+    assert me.wait_exit() == 0
