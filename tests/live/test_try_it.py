@@ -23,14 +23,14 @@ def host_pid_of_container(screen: str) -> str:
     """The container shell's host PID, as the step's text tells the learner."""
     found = re.findall(r"PID (\d+) on the host", screen)
     assert found, screen[-2000:]
-    return found[-1]
+    return str(found[-1])
 
 
 def lesson_cgroup(screen: str) -> str:
     """The lesson's cgroup, as the step's text tells the learner."""
     found = re.findall(r"The lesson's cgroup is (/sys/fs/cgroup/\S+?)\.?\s", screen)
     assert found, screen[-2000:]
-    return found[-1]
+    return str(found[-1])
 
 
 @dataclass(frozen=True)
