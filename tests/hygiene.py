@@ -2,7 +2,8 @@
 
 Besides kernel objects (mounts, links and their addresses, netns, cgroups, SysV IPC, processes, the hostname) it
 lists the few places outside the state dir where a stray lesson line would write a file: top-level entries of
-/run, /var/tmp, /dev/shm, /etc/netns and /root, and what appears in the repository's lessons folder. /tmp is
+/, /mnt, /srv, /run, /var/tmp, /dev/shm, /etc/netns and /root (a container's `/hello.txt` written with the
+host's root by mistake lands in /), and what appears in the repository's lessons folder. /tmp is
 checked too, but only under CI (or WORKSHOP_HYGIENE_TMP=1): on a shared development machine other people's
 commands write there all the time, and every such file would read as a leak.
 """
@@ -20,7 +21,10 @@ from tests.ci import IN_CI
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 REPO = Path(__file__).resolve().parent.parent
-QUIET_DIRS = (Path("/run"), Path("/var/tmp"), Path("/dev/shm"), Path("/etc/netns"), Path("/root"))
+QUIET_DIRS = (
+    Path("/"), Path("/mnt"), Path("/srv"), Path("/run"), Path("/var/tmp"), Path("/dev/shm"), Path("/etc/netns"),
+    Path("/root"),
+)  # fmt: skip
 """Where nothing but the tool's own lines would add an entry while a test runs (listed one level deep)."""
 LESSON_SOURCES = (".md", ".py", ".sh")
 """What lesson authors add to lessons/ (possibly while a test runs): anything else appearing there is a leak."""

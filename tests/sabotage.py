@@ -101,7 +101,8 @@ def main(argv: list[str]) -> int:
     only = int(argv[1]) if len(argv) > 1 else None
     bad = 0
     with tempfile.TemporaryDirectory(prefix="workshop-sabotage-") as tmp:
-        env = {**os.environ, "WORKSHOP_STATE_DIR": f"{tmp}/state", "XDG_STATE_HOME": f"{tmp}/xdg", "NO_COLOR": "1"}
+        # the machine's state dir (its image), unless WORKSHOP_STATE_DIR says otherwise; progress stays untouched
+        env = {**os.environ, "XDG_STATE_HOME": f"{tmp}/xdg", "NO_COLOR": "1"}
         for lesson in wanted:
             for i, step in enumerate(lesson.steps):
                 if only is not None and i + 1 != only:

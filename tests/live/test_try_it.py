@@ -33,6 +33,20 @@ def lesson_cgroup(screen: str) -> str:
     return str(found[-1])
 
 
+def lesson_net(screen: str) -> str:
+    """The veth lesson's subnet, as the challenge tells the learner."""
+    found = re.findall(r"ping (\d+\.\d+\.\d+)\.1 now fails", screen)
+    assert found, screen[-2000:]
+    return str(found[-1])
+
+
+def lesson_name(screen: str) -> str:
+    """The veth lesson's prefix for names, read off the bridge typed in an earlier step."""
+    found = re.findall(r"ip link add dev (\S+)br type bridge", screen)
+    assert found, screen[-2000:]
+    return str(found[-1])
+
+
 @dataclass(frozen=True)
 class TryIt:
     lesson: str
@@ -79,6 +93,21 @@ TRY_ITS = [
     # one sleep fits; six more do not
     TryIt("capstone", 5, 10, "c1", lambda _: "sleep 30 &",
           "the kernel refused forks in the container's cgroup", lambda _: "for i in $(seq 6); do sleep 60 & done"),
+    # the four challenges: a broken setup and a goal, no recipe
+    # a proc of the container's own, mounted over the host's without unmounting it first
+    TryIt("unshare-pid", 9, 9, "container", lambda _: "ps",
+          "the container's /proc is its own", lambda _: "mount -t proc none /proc"),
+    # pivot_root refused on shared mounts; made private in the container's namespace, it works
+    TryIt("mount-ns", 12, 12, "container", lambda _: "findmnt -o TARGET,PROPAGATION",
+          "the container's root is the image directory",
+          lambda _: 'mount --make-rprivate / && pivot_root "$PWD" "$PWD/old-root"'),
+    # the limit holds once the container's PID 1 is in the cgroup
+    TryIt("cgroup-pids", 9, 9, "host", lambda s: f"cat /proc/{host_pid_of_container(s)}/cgroup",
+          "the container's shell is in the lesson's cgroup now",
+          lambda s: f"printf '%s\\n' {host_pid_of_container(s)} > {lesson_cgroup(s)}/cgroup.procs"),
+    # c2's end lost its address; another address of the subnet mends it
+    TryIt("veth", 12, 12, "c2", lambda _: "ip route", "c2 reaches c1 over the bridge again",
+          lambda s: f"ip addr add {lesson_net(s)}.9/24 dev {lesson_name(s)}e2"),
 ]  # fmt: skip
 
 
@@ -100,7 +129,7 @@ def test_the_learner_types_the_step_misses_gets_a_hint_then_reaches_the_goal(
     me.type("hint")
     assert "hint: (1/" in me.wait_for(here)
 
-    me.type(step.variant(screen))
+    me.type(step.variant(words(me.screen(tail=1_000_000))))
     reached = words(me.wait_for("goal reached ✓") + me.wait_for("step done"))
     assert "still missing" not in reached, reached[-2000:]
     me.type("quit")
