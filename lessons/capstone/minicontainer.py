@@ -1,6 +1,6 @@
 """minicontainer: a container runtime in one file, made of what the earlier lessons did by hand.
 
-    minicontainer.py run --name NAME --state DIR [--rootfs DIR] [--hostname NAME]
+    minicontainer.py run --name NAME --state DIR [--rootfs DIR] [--hostname NAME] [--namespaces mnt,uts,...]
                          [--cgroup DIR [--pids-max N]] [--net NETNS --ip ADDR/LEN [--bridge BRIDGE]] -- CMD [ARG...]
     minicontainer.py teardown --name NAME --state DIR [--cgroup DIR] [--net NETNS]
 
@@ -51,7 +51,7 @@ libc.unshare.argtypes = [ctypes.c_int]
 # One clone flag per namespace type (linux/sched.h). The cgroup namespace comes later, see container_main.
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
 CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
-NAMESPACES = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
+NAMESPACES = {"mnt": CLONE_NEWNS, "uts": CLONE_NEWUTS, "ipc": CLONE_NEWIPC, "pid": CLONE_NEWPID, "net": CLONE_NEWNET}
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000  # linux/mount.h
 MNT_DETACH = 2
 # The C library has no pivot_root() wrapper: we make the system call by its number, which depends on the CPU.
@@ -106,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os._exit(127)  # only reached when something failed: exec never returns
 
-        pid = clone(child, NAMESPACES)
+        asked = args.namespaces.split(",")  # all five, unless --namespaces asks for fewer, to compare
+        pid = clone(child, sum(NAMESPACES[ns] for ns in asked))
         os.close(go_read)
         stop_on_signals(pid)
         (state / "pid").write_text(f"{pid} {start_time(pid)}\n")
-        say(f"clone(): the container is host PID {pid}, in new mnt, uts, ipc, pid and net namespaces")
+        say(f"clone(): the container is host PID {pid}, in new {', '.join(asked)} namespaces")
         if cgroup:
             (cgroup / "cgroup.procs").write_text(str(pid))  # it has not run a thing yet: nothing can escape
             say(f"cgroup: PID {pid} joined {cgroup}")
@@ -156,6 +157,13 @@ def validate(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None, 
     # teardown: a switch that is gone already took its end of the cable along
     switch = netns_path(args.net, missing_ok=args.command is None) if args.net else None
     if args.command is not None:  # `run`, not `teardown`
+        asked = args.namespaces.split(",")
+        if not set(asked) <= NAMESPACES.keys() or len(set(asked)) != len(asked):
+            raise Failure(f"--namespaces {args.namespaces}: a comma list of {', '.join(NAMESPACES)}, each once")
+        if "mnt" not in asked or "uts" not in asked:
+            raise Failure("--namespaces needs mnt and uts: without them it would mount on the host and rename it")
+        if switch and "net" not in asked:
+            raise Failure("--net needs net in --namespaces: the cable's end must go into the container's own namespace")
         if switch and not args.ip:
             raise Failure("--net needs --ip ADDR/LEN: the address of the container's end of the cable")
         if args.ip and not switch:
@@ -400,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--net", help="the network namespace (name or path) the other end of the veth goes into")
     start.add_argument("--rootfs", help="an unpacked image: the lower layer of the container's overlay root")
     start.add_argument("--hostname", help="the container's hostname (default: its name)")
+    start.add_argument(
+        "--namespaces", default="mnt,uts,ipc,pid,net", help="the new namespaces clone() makes (default: all five)"
+    )
     start.add_argument("--pids-max", type=int, help="at most this many processes in the container")
     start.add_argument("--ip", help="the address of the container's eth0, like 10.200.3.2/24")
     start.add_argument("--bridge", help="make the switch's end of the veth a port of this bridge")

@@ -1,7 +1,10 @@
 """nsenter in a few lines: join a running container's UTS and network namespaces with setns(2), look around,
 bring its loopback up, then exec a shell that stays in those namespaces.
 
-Usage: join.py PID
+Usage: join.py PID [uts | net]...
+
+`join.py PID` joins both; `join.py PID uts` or `join.py PID net` only the one, to compare. The netlink part (list
+the links, switch `lo` on) only runs once the network namespace is the container's: it never touches the host's.
 
 Only `uts` and `net` are joined. Joining a mount namespace needs a single-threaded process (setns fails with
 EINVAL otherwise), and a PID namespace is only entered by the children of the caller, so nsenter forks for
@@ -40,16 +43,7 @@ def where(label: str) -> None:
     print(f"{label}: hostname {socket.gethostname()!r:24} {uts}  {net}")
 
 
-def main() -> int:
-    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
-        print(__doc__, file=sys.stderr)
-        return 2
-    pid = sys.argv[1]
-    where("before setns")
-    setns(f"/proc/{pid}/ns/uts", CLONE_NEWUTS)
-    setns(f"/proc/{pid}/ns/net", CLONE_NEWNET)
-    where("after setns ")
-
+def links_and_lo_up() -> None:
     # a netlink socket talks to the network namespace its creator is in when it is created: now the container's
     from pyroute2 import IPRoute
 
@@ -60,6 +54,23 @@ def main() -> int:
         (lo,) = ipr.link_lookup(ifname="lo")
         ipr.link("set", index=lo, state="up")
         print("link lo set UP, from inside the container's network namespace")
+
+
+def main() -> int:
+    types = {"uts": CLONE_NEWUTS, "net": CLONE_NEWNET}
+    asked = sys.argv[2:] or ["uts", "net"]
+    if len(sys.argv) < 2 or not sys.argv[1].isdigit() or any(t not in types for t in asked):
+        print(__doc__, file=sys.stderr)
+        return 2
+    pid = sys.argv[1]
+    where("before setns")
+    for t in asked:
+        setns(f"/proc/{pid}/ns/{t}", types[t])
+    where("after setns ")
+    if "net" in asked:
+        links_and_lo_up()
+    else:
+        print("the network namespace is still the host's: its links are left alone")
 
     print("exec /bin/sh: the shell inherits these namespaces, as after nsenter")
     sys.stdout.flush()
