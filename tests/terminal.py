@@ -17,9 +17,10 @@ import pexpect
 import pytest
 
 from tests.harness import REPO
+from workshop.lesson import loader
 
 PROMPT = "workshop ❯ "
-UNSHARE_STEPS = 8
+UNSHARE_STEPS = len(loader.load_lesson(REPO / "lessons" / "unshare-pid" / "lesson.md").steps)
 """Steps of the unshare-pid lesson, which `Learner.run_to_pid_1` walks through."""
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import run_workshop
+from tests.harness import REPO, run_workshop
 from tests.hygiene import HostState
-from tests.terminal import Learner, lesson_prompt, our_processes, session_ids, words
+from tests.terminal import UNSHARE_STEPS, Learner, lesson_prompt, our_processes, session_ids, words
 from tests.unit.test_learner import (
     ENTER,
     run_shell,
 )
 from workshop.engine.session import LessonSession
 from workshop.environment import Environment
+from workshop.lesson import loader
 from workshop.lesson.progress import Owner, Progress, progress_file
 
 UNSHARE = "unshare-pid"
@@ -31,7 +32,9 @@ def env(repl_env: Environment) -> Environment:
     return repl_env
 
 
-STEPS = 8
+STEPS = UNSHARE_STEPS
+CGROUP_STEPS = len(loader.load_lesson(REPO / "lessons" / "cgroup-pids" / "lesson.md").steps)
+VETH_STEPS = len(loader.load_lesson(REPO / "lessons" / "veth" / "lesson.md").steps)
 
 
 PID_1_SHELL = "unshare -p -f --kill-child --mount-proc=rootfs/proc chroot rootfs /bin/sh"
@@ -108,7 +111,7 @@ def test_a_learner_types_a_step_asks_for_hints_skips_quits_and_resumes(
     # `skip` has workshop run the next step, with the same views after it
     me.type("skip")
     skipped = words(me.wait_for(prompt(4, "host")))
-    assert "step 3/8" in skipped
+    assert f"step 3/{STEPS}" in skipped
     assert f"NSpid: {container} 1" in skipped or re.search(rf"NSpid:\s+{container}\s+1", skipped)
     assert "step done" in skipped and "pstree" in skipped
 
@@ -118,17 +121,17 @@ def test_a_learner_types_a_step_asks_for_hints_skips_quits_and_resumes(
     page = transcript.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "goal reached" in page and "unshare -p -f --kill-child" in page
-    assert "step 3/8" in page and "Two numbers for one process" in page
+    assert f"step 3/{STEPS}" in page and "Two numbers for one process" in page
 
     listing = words(run_workshop(["list"], workshop_env, timeout=60).stdout)
-    assert re.search(r"unshare-pid .* 3/8 ●●●○○○○○ ▶ at step 4", listing), listing
+    assert re.search(rf"unshare-pid .* 3/{STEPS} ●●●{'○' * (STEPS - 3)} ▶ at step 4", listing), listing
 
     # back again: `workshop` reopens the lesson at step 4, after rebuilding steps 1 to 3 on a clean state
     again = learner()
     resumed = words(again.wait_for(prompt(4, "host"), timeout=120))
     assert "resuming unshare-pid at step 4" in resumed
     for k, title in ((1, "Unpack the image"), (2, "A shell that is PID 1"), (3, "Two numbers for one process")):
-        assert f"rebuilt step {k}/8: {title}" in resumed
+        assert f"rebuilt step {k}/{STEPS}: {title}" in resumed
     new_ids = session_ids(state_dir) - ids
     assert len(new_ids) == 1, "the resumed lesson runs in a session of its own"
     (rebuilt,) = pid_1_containers(state_dir, new_ids)
@@ -312,13 +315,15 @@ def test_the_learner_mounts_the_overlay_themselves(
 @pytest.mark.timeout(180)
 def test_the_learner_limits_the_cgroup_themselves(learner: Callable[..., Learner], host_unchanged: HostState) -> None:
     me = learner("shell", "cgroup-pids")
-    shown = me.open_try_it("cgroup-pids", 3, 8, "host")  # after the image and a look at the machine's cgroups
+    shown = me.open_try_it(
+        "cgroup-pids", 3, CGROUP_STEPS, "host"
+    )  # after the image and a look at the machine's cgroups
     found = re.search(r"this session's cgroup is (/sys/fs/cgroup/\S+?)\.? Make it", shown)
     assert found, shown[-2000:]
     cgroup = Path(found.group(1))  # read off the screen, as a learner copies it
 
     me.type(f"mkdir {cgroup}")
-    half = words(me.wait_for("cgroup-pids 3/8 host# "))
+    half = words(me.wait_for(f"cgroup-pids 3/{CGROUP_STEPS} host# "))
     assert "still missing" in half and "admits at most 5 processes" in half
     assert (cgroup / "pids.max").read_text().strip() == "max"
     me.type("hint")
@@ -326,7 +331,7 @@ def test_the_learner_limits_the_cgroup_themselves(learner: Callable[..., Learner
     assert "pids.max" in words(me.wait_for("hint: (2/2)"))
 
     me.type(f"printf '%d\\n' 5 | tee {cgroup}/pids.max")  # not the solution's `echo 5 >`
-    assert "goal reached ✓" in me.wait_for("cgroup-pids 4/8 ")
+    assert "goal reached ✓" in me.wait_for(f"cgroup-pids 4/{CGROUP_STEPS} ")
     assert (cgroup / "pids.max").read_text().strip() == "5"
     me.type("quit")
     assert me.wait_exit() == 0
@@ -393,22 +398,22 @@ def links_in(netns: str | None) -> str:
 @pytest.mark.timeout(240)
 def test_the_learner_lays_the_veth_cable_themselves(learner: Callable[..., Learner], host_unchanged: HostState) -> None:
     me = learner("shell", "veth")
-    shown = me.open_try_it("veth", 6, 11, "host")  # after a first container, its network and a named netns
+    shown = me.open_try_it("veth", 6, VETH_STEPS, "host")  # after a first container, its network and a named netns
     found = re.search(r"name the second container's namespace (ws[0-9a-f]+)-c2", shown)
     assert found, shown[-2000:]
     name = found.group(1)
     me.type("hint")
-    hint = words(me.wait_for("hint: (1/3)") + me.wait_for("veth 6/11 host# "))
+    hint = words(me.wait_for("hint: (1/3)") + me.wait_for(f"veth 6/{VETH_STEPS} host# "))
     c2 = re.search(r"the PID of c2's shell \((\d+)\)", hint)
     assert c2, hint
 
     me.type(f"ln -s /proc/{c2.group(1)}/ns/net /run/netns/{name}-c2")  # half the goal
-    half = words(me.wait_for("veth 6/11 host# "))
+    half = words(me.wait_for(f"veth 6/{VETH_STEPS} host# "))
     assert "still missing" in half and "one end of the pair is in each container" in half
 
     # not the solution's text: the pair made in c2's namespace, its peer sent to c1's, `peer` without `name`
     me.type(f"ip -n {name}-c2 link add {name}b type veth peer {name}a netns {name}-c1")
-    assert "goal reached ✓" in me.wait_for("veth 7/11 ")
+    assert "goal reached ✓" in me.wait_for(f"veth 7/{VETH_STEPS} ")
     assert f"{name}a@" in links_in(f"{name}-c1") and f"{name}b@" in links_in(f"{name}-c2")
     assert f"{name}a" not in links_in(None) and f"{name}b" not in links_in(None)
     me.type("quit")

@@ -92,12 +92,6 @@ SABOTAGE = [
         "unshare --user /bin/sh",
         "as nobody, the shell became root of a new user namespace mapped to 65534",
     ),
-    (
-        "capstone",
-        "--hostname c1 --rootfs {{rootfs}} -- /bin/sh",
-        "--hostname c1 -- /bin/sh",
-        "the container's / is an overlay: the image below, the container's own layer on top",
-    ),
 ]
 
 

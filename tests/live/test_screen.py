@@ -15,6 +15,7 @@ import pytest
 
 from tests.hygiene import HostState
 from tests.screen import SIZES, Terminal
+from tests.terminal import UNSHARE_STEPS
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
 
@@ -103,13 +104,13 @@ def test_a_learner_typing_a_try_it_step_sees_their_line_once(
     t.send("start unshare-pid\r")
     t.wait_for("· help", row=-1)  # the toolbar, on the last row
     t.send("\r")  # step 1 unpacks the image
-    t.wait_for("unshare-pid 2/8 host#")
+    t.wait_for(f"unshare-pid 2/{UNSHARE_STEPS} host#")
     t.send("\r")  # step 2 is the learner's to type
     t.wait_for("your turn", row=-1)
     t.send("unshare -p -f --kill-child --mount-proc=rootfs/proc chroot rootfs /bin/sh\r")
     t.send('echo "my PID is $$"\r')
     rows = t.wait_for("goal reached", timeout=60)
-    rows = t.wait_for("unshare-pid 3/8", timeout=60)
+    rows = t.wait_for(f"unshare-pid 3/{UNSHARE_STEPS}", timeout=60)
     for line in ("# unshare -p -f --kill-child", '# echo "my PID is $$"'):  # (80 columns wrap the rest of the first)
         shown = [r for r in rows if line in r]
         assert len(shown) == 1, f"{line!r} is shown {len(shown)} times:\n" + "\n".join(rows)

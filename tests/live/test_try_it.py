@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.harness import REPO
 from tests.hygiene import HostState
 from tests.terminal import Learner, lesson_prompt, words
+from workshop.lesson import loader
 
 
 def host_pid_of_container(screen: str) -> str:
@@ -51,7 +53,6 @@ def lesson_name(screen: str) -> str:
 class TryIt:
     lesson: str
     step: int
-    total: int
     console: str
     wrong: Callable[[str], str]
     """A line that does not reach the goal (given the screen so far)."""
@@ -63,50 +64,54 @@ class TryIt:
     def __str__(self) -> str:
         return f"{self.lesson}-{self.step}"
 
+    @property
+    def total(self) -> int:
+        return len(loader.load_lesson(REPO / "lessons" / self.lesson / "lesson.md").steps)
+
 
 TRY_ITS = [
     # the clone()d PID 1 shrugs off SIGTERM; SIGKILL, spelled another way, ends it
-    TryIt("process", 6, 6, "host", lambda _: "kill -TERM $(pgrep -n -f clone.py)",
+    TryIt("process", 6, "host", lambda _: "kill -TERM $(pgrep -n -f clone.py)",
           "killing it from the host ended", lambda _: "kill -s KILL $(pgrep -n -f clone.py)"),
     # ps in the chroot shows nothing until proc is mounted; the source name is free
-    TryIt("chroot", 4, 7, "container", lambda _: "ps",
+    TryIt("chroot", 4, "container", lambda _: "ps",
           "the proc mount landed in the host's mount table", lambda _: "mount -t proc none /proc"),
     # both PID 1s, in the other order, with a numbered signal
-    TryIt("unshare-pid", 8, 8, "host", lambda _: "kill -TERM $pid1",
+    TryIt("unshare-pid", 8, "host", lambda _: "kill -TERM $pid1",
           "the container's init is gone", lambda s: f"kill -9 {host_pid_of_container(s)} $pid1"),
     # leaving the IPC shell is not yet a container; short options are
-    TryIt("namespaces", 7, 9, "container", lambda _: "exit", "the container is PID 1 in new PID, mount, UTS and IPC",
+    TryIt("namespaces", 7, "container", lambda _: "exit", "the container is PID 1 in new PID, mount, UTS and IPC",
           lambda _: "unshare -f -p -m -u -i --kill-child --mount-proc=rootfs/proc chroot rootfs sh"),
     # looking is not writing; touch creates the file as well as echo
-    TryIt("overlay", 5, 9, "container", lambda _: "ls /",
+    TryIt("overlay", 5, "container", lambda _: "ls /",
           "the new file is in container 1's upper dir", lambda _: "touch /hello.txt"),
     # reading the list of processes empties nothing; the container's PID 1 killed takes everything with it
-    TryIt("cgroup-pids", 8, 8, "host", lambda s: f"cat {lesson_cgroup(s)}/cgroup.procs",
+    TryIt("cgroup-pids", 8, "host", lambda s: f"cat {lesson_cgroup(s)}/cgroup.procs",
           "the container is gone and the kernel counts no process", lambda s: f"kill -9 {host_pid_of_container(s)}"),
     # showing lo does not switch it on
-    TryIt("veth", 3, 11, "c1", lambda _: "ip link show lo",
+    TryIt("veth", 3, "c1", lambda _: "ip link show lo",
           "lo is up in the container's namespace", lambda _: "ip link set dev lo up"),
     # a shell that joined nothing; then nsenter with short options
-    TryIt("nsenter", 3, 10, "debug", lambda _: "ps -e | wc -l",
+    TryIt("nsenter", 3, "debug", lambda _: "ps -e | wc -l",
           "the visitor shell is in the container's PID namespace",
           lambda s: f"nsenter -p -t {host_pid_of_container(s)} sh"),
     # one sleep fits; six more do not
-    TryIt("capstone", 5, 10, "c1", lambda _: "sleep 30 &",
+    TryIt("capstone", 5, "c1", lambda _: "sleep 30 &",
           "the kernel refused forks in the container's cgroup", lambda _: "for i in $(seq 6); do sleep 60 & done"),
     # the four challenges: a broken setup and a goal, no recipe
     # a proc of the container's own, mounted over the host's without unmounting it first
-    TryIt("unshare-pid", 9, 9, "container", lambda _: "ps",
+    TryIt("unshare-pid", 9, "container", lambda _: "ps",
           "the container's /proc is its own", lambda _: "mount -t proc none /proc"),
     # pivot_root refused on shared mounts; made private in the container's namespace, it works
-    TryIt("mount-ns", 12, 12, "container", lambda _: "findmnt -o TARGET,PROPAGATION",
+    TryIt("mount-ns", 12, "container", lambda _: "findmnt -o TARGET,PROPAGATION",
           "the container's root is the image directory",
           lambda _: 'mount --make-rprivate / && pivot_root "$PWD" "$PWD/old-root"'),
     # the limit holds once the container's PID 1 is in the cgroup
-    TryIt("cgroup-pids", 9, 9, "host", lambda s: f"cat /proc/{host_pid_of_container(s)}/cgroup",
+    TryIt("cgroup-pids", 9, "host", lambda s: f"cat /proc/{host_pid_of_container(s)}/cgroup",
           "the container's shell is in the lesson's cgroup now",
           lambda s: f"printf '%s\\n' {host_pid_of_container(s)} > {lesson_cgroup(s)}/cgroup.procs"),
     # c2's end lost its address; another address of the subnet mends it
-    TryIt("veth", 12, 12, "c2", lambda _: "ip route", "c2 reaches c1 over the bridge again",
+    TryIt("veth", 12, "c2", lambda _: "ip route", "c2 reaches c1 over the bridge again",
           lambda s: f"ip addr add {lesson_net(s)}.9/24 dev {lesson_name(s)}e2"),
 ]  # fmt: skip
 
