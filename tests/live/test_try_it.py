@@ -35,6 +35,17 @@ def lesson_cgroup(screen: str) -> str:
     return str(found[-1])
 
 
+BOX = r"name its machine (box-[0-9a-z]+)"
+NETNS = r"Name c1.s namespace (\S+?-c1)"
+
+
+def said(screen: str, pattern: str) -> str:
+    """What the step's text told the learner, found by `pattern`'s group."""
+    found = re.findall(pattern, screen)
+    assert found, f"{pattern!r} not on the screen: {screen[-2000:]}"
+    return str(found[-1])
+
+
 def lesson_net(screen: str) -> str:
     """The veth lesson's subnet, as the challenge tells the learner."""
     found = re.findall(r"ping (\d+\.\d+\.\d+)\.1 now fails", screen)
@@ -57,7 +68,7 @@ class TryIt:
     wrong: Callable[[str], str]
     """A line that does not reach the goal (given the screen so far)."""
     missing: str
-    """Words of the check the learner is told is still missing."""
+    """Words of the check the learner is told is still missing (the comment above the assertion that failed)."""
     variant: Callable[[str], str]
     """A correct line that is not the solution's text."""
 
@@ -98,6 +109,29 @@ TRY_ITS = [
     # one sleep fits; six more do not
     TryIt("capstone", 5, "c1", lambda _: "sleep 30 &",
           "the kernel refused forks in the container's cgroup", lambda _: "for i in $(seq 6); do sleep 60 & done"),
+    # leaving the shell is what closes its UTS namespace
+    TryIt("process", 4, "container", lambda _: "echo $$",
+          "leaving the shell closed its UTS namespace", lambda _: "exit 0"),
+    # a new UTS namespace and the name, in one line
+    TryIt("namespaces", 1, "container", lambda _: "hostname", "the container shell has a UTS namespace of its own",
+          lambda s: f"unshare -u sh -c 'hostname {said(s, BOX)}; exec sh'"),
+    # nobody by name rather than by number
+    TryIt("namespaces", 3, "rootless", lambda _: "cd /", "the rootless console's shell runs as uid 65534",
+          lambda _: "setpriv --reuid nobody --regid nogroup --clear-groups sh"),
+    # the escape, given absolute paths
+    TryIt("chroot", 6, "container", lambda _: "ls", "it is the escaped script itself: a shell exec'ed by it",
+          lambda _: 'python3 escape.py "$PWD/rootfs" "$PWD/host-only.txt"'),
+    # join.py told which namespaces, in another order
+    TryIt("nsenter", 7, "debug", lambda _: "hostname", "the shell exec'ed by the script is in the container's UTS",
+          lambda s: f"python3 join.py {host_pid_of_container(s)} net uts"),
+    # a visit that only looks leaves no file; short options and another quoting do
+    TryIt("capstone", 8, "host", lambda s: f"nsenter --target {host_pid_of_container(s)} --all hostname",
+          "the visitor's file is in c1's layer",
+          lambda s: f"nsenter -t {host_pid_of_container(s)} -a sh -c 'echo left by a visitor >/visit.txt'"),
+    # listing names makes none; a link made with -f, after mkdir in the same line, does
+    TryIt("veth", 4, "host", lambda _: "ip netns list", "ip netns knows the name",
+          lambda s: f"mkdir -p /run/netns && ln -sf /proc/{host_pid_of_container(s)}/ns/net "
+          f"/run/netns/{said(s, NETNS)}"),
     # the four challenges: a broken setup and a goal, no recipe
     # a proc of the container's own, mounted over the host's without unmounting it first
     TryIt("unshare-pid", 9, "container", lambda _: "ps",
@@ -124,7 +158,7 @@ def test_the_learner_types_the_step_misses_gets_a_hint_then_reaches_the_goal(
 ) -> None:
     me = learner("shell", step.lesson)
     shown = me.open_try_it(step.lesson, step.step, step.total, step.console)
-    assert step.missing in shown, "the goal is shown before the learner types"
+    assert "The goal: ○" in shown, "the goal is shown before the learner types"
     screen = words(me.screen(tail=1_000_000))
     here = lesson_prompt(step.lesson, step.step, step.total, step.console)
 
