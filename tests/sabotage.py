@@ -111,6 +111,9 @@ def main(argv: list[str]) -> int:
                     print(f"{lesson.id} {i + 1} {step.title}: no sabotage")
                     bad += 1
                     continue
+                if step.sabotage.none:
+                    print(f"{lesson.id} {i + 1} {step.title}: nothing to take out ({step.sabotage.none})")
+                    continue
                 scratch = Path(tmp) / f"{lesson.id}-{i}"
                 scratch.mkdir()
                 verdict = run_sabotaged(lesson, i, env, scratch)

@@ -318,7 +318,8 @@ def cmd_check(env: Environment, args: argparse.Namespace) -> int:
     steps = [step for lesson in lessons for step in lesson.steps]
     out.text(
         f"{len(lessons)} lessons, {len(steps)} steps: all valid "
-        f"({sum(s.is_try_it for s in steps)} try-it, {sum(s.sabotage is not None for s in steps)} with a sabotage)",
+        f"({sum(s.is_try_it for s in steps)} try-it, "
+        f"{sum(s.sabotage is not None and not s.sabotage.none for s in steps)} with a sabotage that proves them)",
         "check.pass",
     )
     return 0

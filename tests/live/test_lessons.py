@@ -48,7 +48,6 @@ def _mutated(tmp_path: Path, lesson_dir: str, old: str, new: str) -> Path:
 
 SABOTAGE = [
     # (lesson, the primitive, what it becomes, the check that must notice)
-    ("process", "unshare --uts /bin/sh", "/bin/sh", "the container shell is in a new UTS namespace"),
     ("chroot", "chroot {{rootfs}} /bin/sh", "/bin/sh", "the container shell's root directory is the image"),
     (
         "unshare-pid",
@@ -61,24 +60,6 @@ SABOTAGE = [
         "upperdir={{upper2}},workdir={{work2}}",
         "upperdir={{upper1}},workdir={{work1}}",
         "two overlay mounts: same image below, a different upper dir on top of each",
-    ),
-    (
-        "nsenter",
-        "nsenter --target {{pid.container}} --pid --mount --uts --net --root --wd /bin/sh",
-        "nsenter --target {{pid.container}} --mount --uts --net --root --wd /bin/sh",
-        "the visitor shell shares every namespace the container has of its own",
-    ),
-    (
-        "cgroup-pids",
-        "echo 5 > {{cgroup}}/pids.max",
-        "cat {{cgroup}}/pids.max",
-        "the lesson's cgroup exists, admits at most 5 processes, and holds none yet",
-    ),
-    (
-        "veth",
-        "ip link set {{name}}b up",
-        "ip link show {{name}}b",
-        "the cable works: each end is up with its address, and a ping answers both ways",
     ),
     (
         "mount-ns",

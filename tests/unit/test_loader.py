@@ -300,3 +300,11 @@ def test_a_sabotage_that_cannot_apply_says_its_line(tmp_path: Path, old: str, ne
     assert old in WITH_SABOTAGE
     found = problems(tmp_path, WITH_SABOTAGE.replace(old, new, 1))
     assert any(p.startswith(f"{tmp_path / 'lesson.md'}:{line}: ") and words in p for p in found), found
+
+
+def test_a_step_that_only_looks_says_why_nothing_can_be_taken_out(tmp_path: Path) -> None:
+    text = WITH_SABOTAGE.replace("- unshare --uts /bin/sh\n+ /bin/sh\n", "none: it only reads the machine's layout\n")
+    sabotage = load(tmp_path, text).steps[0].sabotage
+    assert sabotage is not None and sabotage.none == "it only reads the machine's layout" and not sabotage.old
+    found = problems(tmp_path, WITH_SABOTAGE.replace("- unshare --uts /bin/sh\n+ /bin/sh\n", "none:\n"))
+    assert any("say why nothing can be taken out" in p for p in found), found

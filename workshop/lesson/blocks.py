@@ -179,6 +179,13 @@ class StepBuilder:
         )
 
     def sabotage(self, f: Fence, s: Section) -> Sabotage | None:
+        said = [line.strip() for line in f.body if line.strip()]
+        if len(said) == 1 and said[0].startswith("none:"):
+            why = said[0].removeprefix("none:").strip()
+            if not why:
+                self.p.problems.append(Problem(f.where, "say why nothing can be taken out: 'none: WHY'"))
+                return None
+            return Sabotage("", "", f.where, none=why)
         old: list[str] = []
         new: list[str] = []
         for k, line in enumerate(f.body, start=1):
@@ -190,7 +197,8 @@ class StepBuilder:
                 self.p.problems.append(
                     Problem(
                         Where(f.where.file, f.where.line + k),
-                        "sabotage lines start with '- ' (a line of this step's run block) or '+ ' (what it becomes)",
+                        "sabotage lines start with '- ' (a line of this step's run block) or '+ ' (what it becomes), "
+                        "or the block is one line 'none: WHY'",
                     )
                 )
                 return None

@@ -111,6 +111,9 @@ class Sabotage:
     new: str
     """What they become; empty to delete them."""
     where: Where
+    none: str = ""
+    """Instead of a change (`none: WHY`): why the step has nothing to take out, e.g. it only looks at how the
+    machine is set up, which no lesson may change. Such a step is counted as not proven."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ ROLES = {
     "creates": "`KIND TARGET` lines: what the step is about to make, journaled first so it is always undone",
     "notes": "presenter notes, shown only in trainer mode and in the slides' notes view",
     "sabotage": "`- OLD` lines of a run block and `+ NEW` lines: the step without its primitive, which the tests "
-    "run and whose check must then fail at this step",
+    "run and whose check must then fail at this step (`none: WHY` for a step that only looks at the machine)",
 }
 """Fenced blocks that mean something; any other fenced block (```python, ```text) is shown, never run."""
 
