@@ -419,3 +419,25 @@ def test_the_learner_lays_the_veth_cable_themselves(learner: Callable[..., Learn
     me.type("quit")
     assert me.wait_exit() == 0
     assert not Path(f"/run/netns/{name}-c2").exists()
+
+
+@pytest.mark.root
+@pytest.mark.timeout(120)
+def test_after_the_learner_cds_away_the_steps_type_absolute_paths(
+    learner: Callable[..., Learner], state_dir: Path, host_unchanged: HostState
+) -> None:
+    me = learner("shell", "overlay")
+    me.wait_for("press Enter to run the first step")
+    me.type("console host")
+    me.wait_for("lines you type now go to the host console")
+    me.type("cd /")  # the learner wanders off; `rootfs` would now mean /rootfs
+    total = len(loader.load_lesson(REPO / "lessons" / "overlay" / "lesson.md").steps)
+    me.wait_for(f"overlay 1/{total} host# ")
+    me.type("")
+    step = words(me.wait_for(f"overlay 2/{total} "))
+    work = state_dir / "sessions"
+    assert re.search(rf"host# mkdir {re.escape(str(work))}/\w+/rootfs", step), step[-2000:]
+    assert "✓ the image is unpacked" in step
+    assert not Path("/rootfs").exists() and not Path("/upper1").exists()
+    me.type("quit")
+    assert me.wait_exit() == 0
