@@ -132,6 +132,17 @@ TRY_ITS = [
     TryIt("veth", 4, "host", lambda _: "ip netns list", "ip netns knows the name",
           lambda s: f"mkdir -p /run/netns && ln -sf /proc/{host_pid_of_container(s)}/ns/net "
           f"/run/netns/{said(s, NETNS)}"),
+    # CAP_SYS_ADMIN left out of the bounding set, with setpriv's other spelling and short unshare options
+    TryIt("capabilities", 3, "container", lambda _: "grep CapEff /proc/self/status",
+          "the container's shell is PID 1 without CAP_SYS_ADMIN",
+          lambda _: "unshare -p -f -m -u -n --kill-child --mount-proc=rootfs/proc "
+          "setpriv --bounding-set=-sys_admin chroot rootfs sh"),
+    # a visitor without CAP_NET_RAW (and one more capability dropped), with nsenter's short options
+    TryIt("capabilities", 6, "visitor", lambda _: "echo hi", "but not its CAP_NET_RAW",
+          lambda s: f"setpriv --bounding-set=-net_raw,-sys_time nsenter -t {host_pid_of_container(s)} -a -r -w sh"),
+    # the filter with the syscalls in another order and an absolute root
+    TryIt("capabilities", 7, "container", lambda _: "ls", "runs under one seccomp filter",
+          lambda _: 'python3 seccomp_deny.py mkdirat mkdir -- chroot "$PWD/rootfs" sh'),
     # the four challenges: a broken setup and a goal, no recipe
     # a proc of the container's own, mounted over the host's without unmounting it first
     TryIt("unshare-pid", 9, "container", lambda _: "ps",

@@ -26,7 +26,7 @@ from workshop.environment import Environment
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 PROC, SYS = Path("/fake/proc"), Path("/fake/sys")
 ENV = Environment(proc_root=PROC, sys_root=SYS, state_dir=Path("/fake/state"), is_root=True)
-ALL_TOOLS = ("unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", "tar", "python3")
+ALL_TOOLS = ("unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", "tar", "python3", "setpriv", "capsh")
 
 
 class RootfsError(Exception):
@@ -73,6 +73,9 @@ def healthy() -> Machine:
     m.files[SYS / "fs/cgroup/cgroup.controllers"] = (FIXTURES / "doctor/cgroup.controllers-ubuntu2404.txt").read_text()
     m.files[PROC / "filesystems"] = (FIXTURES / "doctor/filesystems.txt").read_text()
     m.files[PROC / "sys/user/max_user_namespaces"] = "15000\n"
+    m.files[PROC / "sys/kernel/seccomp/actions_avail"] = (
+        "kill_process kill_thread trap errno user_notif trace log allow\n"
+    )
     m.present |= {PROC / "self/ns" / ns for ns in ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")}
     m.files[PROC / "cpuinfo"] = (FIXTURES / "doctor/cpuinfo-kvm.txt").read_text()
     m.present |= {SYS / "module/veth", SYS / "module/bridge", ENV.image_path}
@@ -465,3 +468,11 @@ def test_diagnose_on_this_machine() -> None:
     assert elapsed < 1.0  # well under 300 ms here; generous for a loaded CI box
     if os.geteuid() == 0:
         assert by_key(findings)["root"].status is Status.OK
+
+
+def test_a_kernel_without_seccomp_filters_fails_the_capabilities_lesson_only() -> None:
+    m = healthy()
+    del m.files[PROC / "sys/kernel/seccomp/actions_avail"]
+    f = by_key(diagnose(ENV, m.probe()))["seccomp"]
+    assert f.status is Status.FAIL and "CONFIG_SECCOMP_FILTER" in f.fix
+    assert REQUIREMENTS["seccomp"] == ("seccomp",)  # the word the capabilities lesson requires

@@ -6,6 +6,7 @@ are shown, under the keys lessons' requirements name.
 
 from __future__ import annotations
 
+import ctypes.util
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ TOOLS: dict[str, str] = {
     "ip": "iproute2",
     "tar": "tar",
     "python3": "python3",
+    "setpriv": "util-linux",
+    "capsh": "libcap2-bin",
 }
 # The namespace types a process can be in (not the `*_for_children` links): what `unshare` can make.
 NAMESPACES = tuple(t for t in NS_TYPES if not t.endswith("_for_children"))
@@ -59,6 +62,19 @@ def _tool(name: str) -> Callable[[Environment, Probe], Result]:
         return FAIL, f"{name} not found in PATH", f"apt-get install {TOOLS[name]}"
 
     return check
+
+
+def _seccomp(env: Environment, p: Probe) -> Result:
+    actions = env.proc_root / "sys/kernel/seccomp/actions_avail"
+    if not p.exists(actions) or "errno" not in p.read_text(actions).split():
+        return (
+            FAIL,
+            "the kernel has no seccomp filters (no /proc/sys/kernel/seccomp/actions_avail with errno)",
+            "a kernel built with CONFIG_SECCOMP_FILTER=y, as every distribution kernel is",
+        )
+    if ctypes.util.find_library("seccomp") is None:
+        return FAIL, "libseccomp is not installed", "apt-get install libseccomp2"
+    return OK, f"seccomp filters can return {', '.join(p.read_text(actions).split())}", ""
 
 
 def _busybox(env: Environment, p: Probe) -> Result:
@@ -283,6 +299,7 @@ CHECKS: tuple[tuple[str, str, CheckFn], ...] = (
     ("busybox", "static busybox (busybox-static)", _busybox),
     *((f"ns:{ns}", f"{ns} namespace", _namespace(ns)) for ns in NAMESPACES),
     ("userns", "user namespaces allowed", _userns),
+    ("seccomp", "seccomp filters (libseccomp)", _seccomp),
     ("overlay", "overlay filesystem", _overlay),
     ("cgroup:pids", "cgroup pids controller", _cgroup_pids),
     ("veth", "veth network pairs", _veth),

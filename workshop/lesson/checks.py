@@ -28,6 +28,8 @@ in_host_ns() { [ "$(ns "$1" "$2")" = "$(host_ns "$2")" ]; }
 same_ns() { [ "$(ns "$1" "$3")" = "$(ns "$2" "$3")" ]; }
 # nspid PID          -> the PID as seen inside its innermost PID namespace
 nspid() { awk '/^NSpid:/ { print $NF }' "/proc/$1/status"; }
+# has_cap PID CAP    -> the process holds CAP (e.g. sys_admin) in its effective set, as capsh decodes CapEff
+has_cap() { capsh --decode="$(awk '/^CapEff:/ { print $2 }' "/proc/$1/status")" | tr ',=' '\n\n' | grep -qx "cap_$2"; }
 # root_of PID        -> where the process's / is, as seen from the host
 root_of() { readlink "/proc/$1/root"; }
 # alive PID          -> the process exists and is not a zombie

@@ -32,6 +32,9 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "time": ("ns:time",),
     "cgroupns": ("ns:cgroup",),
     "python": ("tool:python3",),
+    "capsh": ("tool:capsh",),
+    "setpriv": ("tool:setpriv",),
+    "seccomp": ("seccomp",),
 }
 """What a lesson may `require`, and the machine checks (`doctor` finding keys) each word stands for. Here, with
 the lesson format, so that reading a lesson never needs the machine checks; `doctor` runs them."""
