@@ -71,10 +71,17 @@ def judge(lesson: Lesson, index: int, returncode: int, out: str) -> Verdict:
         return Verdict(False, "the run did not say how many steps passed:\n" + out[-2000:])
     if int(passed.group(1)) != index:
         return Verdict(False, f"{passed.group(1)} steps passed, not {index}: another step failed\n" + out[-2000:])
-    failed = [c.description for c in step.checks if f"✗ {c.description[:40]}" in _unwrapped(out)]
+    shown = _unwrapped(out)
+    failed = [c.description for c in step.checks if re.search("✗ " + _as_shown(c.description), shown)]
     if not failed:
         return Verdict(False, "the step failed, but not at its check (a command or an expect?)\n" + out[-2000:])
     return Verdict(True, f"✗ {failed[0]}")
+
+
+def _as_shown(description: str) -> str:
+    """A pattern for a check's description as the run prints it: its placeholders filled in, its end perhaps cut."""
+    start = re.sub(r"\{\{[^}]*$", "", " ".join(description.split())[:100])  # no placeholder cut in half
+    return ".+?".join(re.escape(w) for w in re.split(r"\{\{[^}]*\}\}", start))
 
 
 def _unwrapped(out: str) -> str:
