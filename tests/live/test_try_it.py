@@ -37,6 +37,7 @@ def lesson_cgroup(screen: str) -> str:
 
 BOX = r"name its machine (box-[0-9a-z]+)"
 NETNS = r"Name c1.s namespace (\S+?-c1)"
+MOVED = r"move (\S+?)m2 into c2.s namespace"
 
 
 def said(screen: str, pattern: str) -> str:
@@ -143,6 +144,10 @@ TRY_ITS = [
     # the filter with the syscalls in another order and an absolute root
     TryIt("capabilities", 7, "container", lambda _: "ls", "runs under one seccomp filter",
           lambda _: 'python3 seccomp_deny.py mkdirat mkdir -- chroot "$PWD/rootfs" sh'),
+    # looking moves nothing; moved by the PID of a process in the namespace instead of its name
+    TryIt("veth", 11, "host", lambda s: f"ip -n {said(s, MOVED)}-kept -br link",
+          "the pair's second end left the kept namespace",
+          lambda s: f"ip -n {said(s, MOVED)}-kept link set dev {said(s, MOVED)}m2 netns {host_pid_of_container(s)}"),
     # the four challenges: a broken setup and a goal, no recipe
     # a proc of the container's own, mounted over the host's without unmounting it first
     TryIt("unshare-pid", 9, "container", lambda _: "ps",
@@ -156,7 +161,7 @@ TRY_ITS = [
           "the container's shell is in the lesson's cgroup now",
           lambda s: f"printf '%s\\n' {host_pid_of_container(s)} > {lesson_cgroup(s)}/cgroup.procs"),
     # c2's end lost its address; another address of the subnet mends it
-    TryIt("veth", 12, "c2", lambda _: "ip route", "c2 reaches c1 over the bridge again",
+    TryIt("veth", 14, "c2", lambda _: "ip route", "c2 reaches c1 over the bridge again",
           lambda s: f"ip addr add {lesson_net(s)}.9/24 dev {lesson_name(s)}e2"),
 ]  # fmt: skip
 
