@@ -6,7 +6,10 @@ mount namespace with setns(2). The interpreter is already loaded in memory; once
 exactly the escape that worked against chroot: chroot into a subdirectory without entering it, climb "..", chroot
 ".". Then it becomes a shell: the image's busybox if it is still inside, the host's /bin/sh if it got out.
 
-usage: escape.py PID MARKER     (PID: the container's shell; MARKER: a file that exists only on the host)
+usage: escape.py [--chroot] PID MARKER     (PID: the container's shell; MARKER: a file that exists only on the host)
+
+--chroot comes in with chroot("/proc/PID/root") instead of setns(2): the same root directory, but the process stays
+in the host's mount namespace (to compare).
 """
 
 from __future__ import annotations
@@ -43,15 +46,25 @@ def can_read(path: str) -> str:
 
 
 def main() -> int:
-    if len(sys.argv) != 3 or not sys.argv[1].isdigit():
+    args = sys.argv[1:]
+    use_chroot = "--chroot" in args
+    if use_chroot:
+        args.remove("--chroot")
+    if len(args) != 2 or not args[0].isdigit():
         print(__doc__, file=sys.stderr)
         return 2
     # a relative MARKER means the directory we start in; once we join the container, only its absolute path
     # names the host's file
-    pid, marker = sys.argv[1], os.path.abspath(sys.argv[2])
+    pid, marker = args[0], os.path.abspath(args[1])
     print(f"on the host: the host's {marker}: {can_read(marker)}")
-    setns(f"/proc/{pid}/ns/mnt", CLONE_NEWNS)
-    print(f"joined:  / holds {sorted(os.listdir('/'))[:7]} ...")
+    if use_chroot:
+        # the container's root directory, reached through /proc: no namespace is joined
+        os.chroot(f"/proc/{pid}/root")
+        os.chdir("/")
+        print(f"chrooted: / holds {sorted(os.listdir('/'))[:7]} ...")
+    else:
+        setns(f"/proc/{pid}/ns/mnt", CLONE_NEWNS)
+        print(f"joined:  / holds {sorted(os.listdir('/'))[:7]} ...")
 
     # The escape, step by step as in the chroot lesson.
     os.makedirs("/escape", exist_ok=True)
