@@ -27,7 +27,6 @@ import ctypes
 import errno
 import ipaddress
 import os
-import platform
 import re
 import shutil
 import signal
@@ -38,6 +37,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from workshop.arch import syscall_number
 
 # --- the kernel's interface, through the C library ------------------------------------------------------------
 # Python 3.10/3.11 have no os.unshare, os.mount or os.pivot_root, so we call the C library directly.
@@ -54,8 +55,9 @@ CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
 NAMESPACES = {"mnt": CLONE_NEWNS, "uts": CLONE_NEWUTS, "ipc": CLONE_NEWIPC, "pid": CLONE_NEWPID, "net": CLONE_NEWNET}
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000  # linux/mount.h
 MNT_DETACH = 2
-# The C library has no pivot_root() wrapper: we make the system call by its number, which depends on the CPU.
-SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41}.get(platform.machine())
+# The C library has no pivot_root() wrapper: we make the system call by its number, which depends on the CPU
+# (155 on x86_64, 41 on arm64); workshop.arch looks it up in libseccomp's table of every architecture.
+SYS_PIVOT_ROOT = syscall_number("pivot_root")
 
 STACK = ctypes.create_string_buffer(4 * 1024 * 1024)  # clone() runs the child on a stack we hand it
 HOST_MNT_NS = os.stat("/proc/self/ns/mnt").st_ino  # to make sure we never change the host's mounts
@@ -312,8 +314,6 @@ def enter_overlay_root(rootfs: Path, state: Path) -> None:
     # pivot_root swaps the root mount of this mount namespace: the merged dir becomes /, the old / moves to
     # /.oldroot. Unlike chroot, nothing of the host is left behind once we unmount it, so there is no escape.
     old.mkdir(exist_ok=True)
-    if SYS_PIVOT_ROOT is None:
-        raise Failure(f"pivot_root: unknown system call number on {platform.machine()}")
     check(libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT), str(merged).encode(), str(old).encode()), "pivot_root")
     os.chdir("/")
     check(libc.umount2(b"/.oldroot", MNT_DETACH), "umount /.oldroot")

@@ -14,6 +14,8 @@ import ctypes
 import os
 import sys
 
+from workshop.arch import syscall_number
+
 args = sys.argv[1:]
 use_chroot = "--chroot" in args
 if use_chroot:
@@ -23,7 +25,9 @@ rootfs, marker = os.path.abspath(args[0]), os.path.abspath(args[1])
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 CLONE_NEWNS = 0x00020000
 MS_REC, MS_PRIVATE, MS_BIND, MNT_DETACH = 0x4000, 0x40000, 0x1000, 2
-SYS_pivot_root = 155  # x86_64; glibc has no wrapper
+# glibc has no pivot_root() wrapper: the call goes by its number, which depends on the CPU (workshop.arch knows
+# every architecture's, from libseccomp)
+SYS_pivot_root = syscall_number("pivot_root")
 
 
 def check(ret: int, what: str) -> None:

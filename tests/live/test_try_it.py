@@ -89,7 +89,7 @@ TRY_ITS = [
     TryIt("chroot", 4, "container", lambda _: "ps",
           "the proc mount landed in the host's mount table", lambda _: "mount -t proc none /proc"),
     # both PID 1s, in the other order, with a numbered signal
-    TryIt("unshare-pid", 8, "host", lambda _: "kill -TERM $pid1",
+    TryIt("unshare-pid", 11, "host", lambda _: "kill -TERM $pid1",
           "the container's init is gone", lambda s: f"kill -9 {host_pid_of_container(s)} $pid1"),
     # leaving the IPC shell is not yet a container; short options are
     TryIt("namespaces", 7, "container", lambda _: "exit", "the container is PID 1 in new PID, mount, UTS and IPC",
@@ -148,9 +148,12 @@ TRY_ITS = [
     TryIt("veth", 11, "host", lambda s: f"ip -n {said(s, MOVED)}-kept -br link",
           "the pair's second end left the kept namespace",
           lambda s: f"ip -n {said(s, MOVED)}-kept link set dev {said(s, MOVED)}m2 netns {host_pid_of_container(s)}"),
+    # SIGTERM to the sleep, PID 1 of its namespace, does nothing; the parent unshare killed takes it along
+    TryIt("unshare-pid", 9, "host", lambda _: "kill -TERM $(cut -d' ' -f2 pdeathsig.pids)",
+          "killing unshare killed its child", lambda _: "kill -9 $parent"),
     # the four challenges: a broken setup and a goal, no recipe
     # a proc of the container's own, mounted over the host's without unmounting it first
-    TryIt("unshare-pid", 9, "container", lambda _: "ps",
+    TryIt("unshare-pid", 12, "container", lambda _: "ps",
           "the container's /proc is its own", lambda _: "mount -t proc none /proc"),
     # pivot_root refused on shared mounts; made private in the container's namespace, it works
     TryIt("mount-ns", 12, "container", lambda _: "findmnt -o TARGET,PROPAGATION",

@@ -75,3 +75,10 @@ def test_every_lesson_has_the_learner_type_at_least_two_steps() -> None:
     for lesson in loader.load_all(loader.lesson_files(REPO / "lessons")):
         typed = [step.title for step in lesson.steps if step.is_try_it]
         assert len(typed) >= 2, f"{lesson.id}: only {typed} are the learner's to type"
+
+
+def test_every_step_a_learner_types_has_hints_in_tiers() -> None:
+    for lesson in loader.load_all(loader.lesson_files(REPO / "lessons")):
+        for k, step in enumerate(lesson.steps, start=1):
+            if step.is_try_it:
+                assert len(step.hints) >= 2, f"{lesson.id} step {k} ({step.title}): hints in at least two tiers"

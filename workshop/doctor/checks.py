@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from workshop import arch
 from workshop.doctor.probe import FAIL, OK, WARN, Probe, Result
 from workshop.engine.cgroupfs import CgroupVersion, current_layout
 from workshop.environment import Environment
@@ -75,6 +76,15 @@ def _seccomp(env: Environment, p: Probe) -> Result:
     if ctypes.util.find_library("seccomp") is None:
         return FAIL, "libseccomp is not installed", "apt-get install libseccomp2"
     return OK, f"seccomp filters can return {', '.join(p.read_text(actions).split())}", ""
+
+
+def _arch(env: Environment, p: Probe) -> Result:
+    machine = arch.machine()
+    try:
+        numbers = ", ".join(f"{name} {arch.syscall_number(name)}" for name in ("pivot_root", "openat2"))
+    except arch.ArchError as exc:
+        return WARN, f"{machine}: {exc}", "the lessons' helpers that call pivot_root or openat2 by number fail here"
+    return OK, f"{machine}; system calls the lessons make by number: {numbers}", ""
 
 
 def _busybox(env: Environment, p: Probe) -> Result:
@@ -300,6 +310,7 @@ CHECKS: tuple[tuple[str, str, CheckFn], ...] = (
     *((f"ns:{ns}", f"{ns} namespace", _namespace(ns)) for ns in NAMESPACES),
     ("userns", "user namespaces allowed", _userns),
     ("seccomp", "seccomp filters (libseccomp)", _seccomp),
+    ("arch", "CPU architecture", _arch),
     ("overlay", "overlay filesystem", _overlay),
     ("cgroup:pids", "cgroup pids controller", _cgroup_pids),
     ("veth", "veth network pairs", _veth),

@@ -15,7 +15,6 @@ import array
 import contextlib
 import fcntl
 import os
-import platform
 import re
 import secrets
 import termios
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pexpect
 
+from workshop import arch
 from workshop.engine import signals
 from workshop.engine.events import LineResult
 from workshop.observe import process_tree, procfs
@@ -46,7 +46,17 @@ BASE_ENV = {
 
 Sink = Callable[[str], None]
 SHELLS = frozenset({"bash", "sh", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
-_READ_SYSCALL = {"x86_64": "0", "aarch64": "63", "arm64": "63"}.get(platform.machine())
+
+
+def _read_syscall() -> str | None:
+    """read(2)'s number as /proc/PID/syscall prints it; None where it cannot be known."""
+    try:
+        return str(arch.syscall_number("read"))
+    except arch.ArchError:
+        return None
+
+
+_READ_SYSCALL = _read_syscall()
 
 
 def _blocked_reading_stdin(proc_root: Path, pid: int) -> bool:
