@@ -21,44 +21,36 @@ from tests.terminal import Learner, lesson_prompt, words
 from workshop.lesson import loader
 
 
-def host_pid_of_container(screen: str) -> str:
-    """The container shell's host PID, as the step's text tells the learner."""
-    found = re.findall(r"PID (\d+) on the host", screen)
-    assert found, screen[-2000:]
-    return str(found[-1])
-
-
-def lesson_cgroup(screen: str) -> str:
-    """The lesson's cgroup, as the step's text tells the learner."""
-    found = re.findall(r"The lesson's cgroup is (/sys/fs/cgroup/\S+?)\.?\s", screen)
-    assert found, screen[-2000:]
-    return str(found[-1])
-
-
-BOX = r"name its machine (box-[0-9a-z]+)"
-NETNS = r"Name c1.s namespace (\S+?-c1)"
-MOVED = r"move (\S+?)m2 into c2.s namespace"
-
-
 def said(screen: str, pattern: str) -> str:
-    """What the step's text told the learner, found by `pattern`'s group."""
+    """What the step's text told the learner, found by `pattern`'s group (its last mention)."""
     found = re.findall(pattern, screen)
     assert found, f"{pattern!r} not on the screen: {screen[-2000:]}"
     return str(found[-1])
 
 
+def host_pid_of_container(screen: str) -> str:
+    """The container shell's host PID, as the step's text tells the learner."""
+    return said(screen, r"PID (\d+) on the host")
+
+
+def lesson_cgroup(screen: str) -> str:
+    """The lesson's cgroup, as the step's text tells the learner."""
+    return said(screen, r"The lesson's cgroup is (/sys/fs/cgroup/\S+?)\.?\s")
+
+
 def lesson_net(screen: str) -> str:
     """The veth lesson's subnet, as the challenge tells the learner."""
-    found = re.findall(r"ping (\d+\.\d+\.\d+)\.1 now fails", screen)
-    assert found, screen[-2000:]
-    return str(found[-1])
+    return said(screen, r"ping (\d+\.\d+\.\d+)\.1 now fails")
 
 
 def lesson_name(screen: str) -> str:
     """The veth lesson's prefix for names, read off the bridge typed in an earlier step."""
-    found = re.findall(r"ip link add dev (\S+)br type bridge", screen)
-    assert found, screen[-2000:]
-    return str(found[-1])
+    return said(screen, r"ip link add dev (\S+)br type bridge")
+
+
+BOX = r"name its machine (box-[0-9a-z]+)"
+NETNS = r"Name c1.s namespace (\S+?-c1)"
+MOVED = r"move (\S+?)m2 into c2.s namespace"
 
 
 @dataclass(frozen=True)

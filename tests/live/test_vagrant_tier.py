@@ -200,7 +200,7 @@ def test_two_learners_at_once_over_two_ssh_sessions(vm: PrivateHost) -> None:
     results: dict[str, subprocess.CompletedProcess[str]] = {}
 
     def learner(lesson: str) -> None:
-        results[lesson] = vm.guest(f"sudo workshop run {lesson} --yes --plain", timeout=900, check=False)
+        results[lesson] = vm.guest_ssh(f"sudo workshop run {lesson} --yes --plain", timeout=900, check=False)
 
     threads = [threading.Thread(target=learner, args=(lesson,)) for lesson in ("veth", "cgroup-pids")]
     for t in threads:

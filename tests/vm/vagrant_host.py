@@ -146,6 +146,21 @@ class PrivateHost:
         """A command in the guest over `vagrant ssh`, as the learner's user."""
         return self.vagrant("ssh", "-c", script, "--", "-q", timeout=timeout, check=check)
 
+    def guest_ssh(self, script: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The same over plain ssh, with the configuration `vagrant ssh-config` gives: several at once, as several
+        learners would be. (`vagrant ssh` locks the machine while it starts, so two at once may be refused.)"""
+        config = self.project.parent / "ssh-config"  # beside the project, which is copied into the guest
+        if not config.exists():
+            config.write_text(self.vagrant("ssh-config", timeout=120).stdout)
+        host = next(line.split()[1] for line in config.read_text().splitlines() if line.startswith("Host "))
+        done = subprocess.run(
+            self.command(["ssh", "-F", str(config), "-q", host, "--", script]), capture_output=True, text=True,
+            timeout=timeout, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if check and done.returncode != 0:
+            raise RuntimeError(f"ssh {script!r} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        return done
+
     # --- the project, as a trainer copies it ---------------------------------------------------------------
 
     def copy_project(self, bundle: Path) -> None:
