@@ -10,6 +10,7 @@ commands write there all the time, and every such file would read as a leak.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -119,6 +120,11 @@ def _cgroups() -> frozenset[str]:
             ]:
                 if d.is_dir() and "process_api" not in d.parts:
                     found.add(str(d))
+        # which controllers the root (v2) or the unified hierarchy's root (hybrid) hands down: lessons switch pids,
+        # memory and cpu on there and must switch them off again
+        for control in (CGROUP_ROOT / "cgroup.subtree_control", CGROUP_ROOT / "unified/cgroup.subtree_control"):
+            with contextlib.suppress(OSError):
+                found.add(f"{control}: {' '.join(sorted(control.read_text().split()))}")
     return frozenset(found)
 
 

@@ -139,7 +139,7 @@ def test_a_learner_ending_first_leaves_the_other_learners_pids_limit(tmp_path: P
     for who in ("first", "second"):
         plan = plan_pids_cgroup(layout, f"t{os.getpid()}{who}", Path("/proc"))
         journal = Journal.create(tmp_path / who / "journal", f"{who}{os.getpid()}", tmp_path / who / "work")
-        primitives.prepare_cgroup_parent(journal, layout, plan)
+        primitives.prepare_cgroup_parent(journal, layout, [plan])
         journal.record("cgroup", str(plan.path), version=version)
         plan.path.mkdir()
         (plan.path / "pids.max").write_text("5")

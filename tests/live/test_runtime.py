@@ -72,7 +72,7 @@ def cgroup_for(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         pytest.skip(layout.detail)
     plan = cgroupfs.plan_pids_cgroup(layout, f"rt{os.getpid()}", Path("/proc"))
     journal = Journal.create(tmp_path / "journal", f"runtime-{os.getpid()}", tmp_path)
-    primitives.prepare_cgroup_parent(journal, layout, plan)
+    primitives.prepare_cgroup_parent(journal, layout, [plan])
     version = "v2" if layout.pids_on_v2 else "v1"
 
     def path(name: str) -> Path:

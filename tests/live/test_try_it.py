@@ -48,6 +48,8 @@ def lesson_name(screen: str) -> str:
     return said(screen, r"ip link add dev (\S+)br type bridge")
 
 
+MEMORY_CG = r"memory cgroup (/sys/fs/cgroup/\S+?-memory)"
+CPU_CG = r"cpu cgroup (/sys/fs/cgroup/\S+?-cpu)"
 BOX = r"name its machine (box-[0-9a-z]+)"
 NETNS = r"Name c1.s namespace (\S+?-c1)"
 MOVED = r"move (\S+?)m2 into c2.s namespace"
@@ -143,6 +145,14 @@ TRY_ITS = [
     # SIGTERM to the sleep, PID 1 of its namespace, does nothing; the parent unshare killed takes it along
     TryIt("unshare-pid", 9, "host", lambda _: "kill -TERM $(cut -d' ' -f2 pdeathsig.pids)",
           "killing unshare killed its child", lambda _: "kill -9 $parent"),
+    # looking at the hierarchy makes no cgroup; a lowercase suffix, written to whichever file this version has
+    TryIt("cgroup-limits", 2, "host", lambda _: "ls /sys/fs/cgroup", "the memory cgroup exists, empty, with a limit",
+          lambda s: f"mkdir {said(s, MEMORY_CG)}; for f in memory.max memory.limit_in_bytes; do "
+          f"[ -e {said(s, MEMORY_CG)}/$f ] && echo 32m > {said(s, MEMORY_CG)}/$f; done; true"),
+    # a cgroup without a quota throttles nothing; the quota as the v1 or v2 file has it
+    TryIt("cgroup-limits", 5, "host", lambda s: f"mkdir {said(s, CPU_CG)}", "with a quota of 20000",
+          lambda s: f"if [ -e {said(s, CPU_CG)}/cpu.max ]; then echo '20000 100000' > {said(s, CPU_CG)}/cpu.max; "
+          f"else echo 20000 > {said(s, CPU_CG)}/cpu.cfs_quota_us; fi"),
     # the four challenges: a broken setup and a goal, no recipe
     # a proc of the container's own, mounted over the host's without unmounting it first
     TryIt("unshare-pid", 12, "container", lambda _: "ps",

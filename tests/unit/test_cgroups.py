@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,13 @@ from workshop.engine.cgroupfs import (
     ControllerInUse,
     current_layout,
     detect_layout,
+    disable_controller,
     disable_pids,
+    enable_controller,
     enable_pids,
     kill_and_remove,
     pids_parent,
+    plan_cgroup,
     plan_pids_cgroup,
 )
 from workshop.environment import Environment
@@ -193,6 +197,19 @@ def test_current_layout_this_machine() -> None:
     assert layout.detail
 
 
+def test_memory_and_cpu_have_hierarchies_of_their_own_on_this_machine() -> None:
+    layout = detect_layout(mountinfo("hybrid-debian12.txt"), reader({}))
+    assert layout.roots == {"pids": CG / "pids", "memory": CG / "memory", "cpu": CG / "cpu"}
+    assert not layout.on_v2("memory")
+
+
+def test_on_v2_every_controller_the_root_lists_shares_the_one_tree() -> None:
+    layout = detect_layout(mountinfo("v2-ubuntu2404.txt"), reader({CG / "cgroup.controllers": "cpu io memory\n"}))
+    assert layout.roots == {"memory": CG, "cpu": CG}
+    assert layout.on_v2("memory")
+    assert layout.root_of("pids") is None
+
+
 # --- pids_parent and plan --------------------------------------------------------------------------------
 
 
@@ -266,6 +283,41 @@ def test_plan_v1_needs_no_subtree_control(tmp_path: Path) -> None:
     layout = detect_layout(mountinfo("v1-centos7.txt"), reader({}))
     plan = plan_pids_cgroup(layout, "lesson-1", tmp_path)
     assert plan == CgroupPlan(CG / "pids/workshop/lesson-1", ())
+
+
+def test_plan_v1_memory_goes_in_the_memory_hierarchy(tmp_path: Path) -> None:
+    layout = detect_layout(mountinfo("hybrid-debian12.txt"), reader({}))
+    proc = _proc_with_cgroup(tmp_path, "4:memory:/\n8:pids:/\n0::/\n")
+    assert plan_cgroup(layout, "memory", "ws1-memory", proc) == CgroupPlan(
+        CG / "memory/workshop/ws1-memory", (), "memory"
+    )
+
+
+def test_plan_v2_memory_switches_memory_on_in_root_and_parent(tmp_path: Path) -> None:
+    root = tmp_path / "cg"
+    layout = dataclasses.replace(_v2_tree(tmp_path, "pids\n"), roots={"pids": root, "memory": root, "cpu": root})
+    plan = plan_cgroup(layout, "memory", "ws1-memory", tmp_path / "noproc")
+    assert plan == CgroupPlan(
+        root / "workshop/ws1-memory",
+        (root / "cgroup.subtree_control", root / "workshop/cgroup.subtree_control"),
+        "memory",
+    )
+
+
+def test_a_controller_the_machine_lacks_is_a_clear_error(tmp_path: Path) -> None:
+    layout = detect_layout(mountinfo("v2-ubuntu2404.txt"), reader({CG / "cgroup.controllers": "pids\n"}))
+    with pytest.raises(CgroupError, match=r"no memory controller: .*cgroup\.controllers"):
+        plan_cgroup(layout, "memory", "x", tmp_path)
+
+
+def test_enable_and_disable_another_controller(tmp_path: Path) -> None:
+    sc = tmp_path / "cgroup.subtree_control"
+    sc.write_text("pids\n")
+    assert enable_controller(sc, "memory") is True
+    assert sc.read_text() == "+memory"
+    sc.write_text("memory pids\n")  # what the kernel would list then
+    disable_controller(sc, "memory")
+    assert sc.read_text() == "-memory"
 
 
 @pytest.mark.parametrize("name", ["", "a/b", "..", ".", "cgroup.procs"])

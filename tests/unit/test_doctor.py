@@ -152,6 +152,28 @@ def test_no_cgroup_at_all() -> None:
     assert "mount -t cgroup2" in f.fix
 
 
+def test_memory_and_cpu_on_v2_and_on_this_machines_v1_hierarchies() -> None:
+    f = by_key(diagnose(ENV, healthy().probe()))
+    assert f["cgroup:memory"].detail == "memory controller on cgroup2 at /sys/fs/cgroup"
+    assert f["cgroup:cpu"].status is Status.OK
+    m = healthy()
+    m.files[PROC / "self/mountinfo"] = (FIXTURES / "mountinfo/hybrid-debian12.txt").read_text()
+    m.files[Path("/sys/fs/cgroup/memory/memory.oom_control")] = "oom_kill 0\n"
+    f = by_key(diagnose(ENV, m.probe()))
+    assert f["cgroup:memory"].detail == "memory controller at /sys/fs/cgroup/memory"
+    # no cpu.cfs_quota_us in the cpu hierarchy: a kernel without CFS bandwidth control cannot hold a quota
+    assert f["cgroup:cpu"].status is Status.FAIL
+    assert "CONFIG_CFS_BANDWIDTH" in f["cgroup:cpu"].detail
+
+
+def test_v2_without_memory_names_the_boot_option() -> None:
+    m = healthy()
+    m.files[SYS / "fs/cgroup/cgroup.controllers"] = "cpuset cpu io pids\n"
+    f = by_key(diagnose(ENV, m.probe()))["cgroup:memory"]
+    assert f.status is Status.FAIL
+    assert "cgroup_disable=memory" in f.fix
+
+
 def test_overlay_missing() -> None:
     m = healthy()
     fs = m.files[PROC / "filesystems"]

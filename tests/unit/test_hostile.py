@@ -195,6 +195,8 @@ def fake_machine(root: Path, missing: str) -> tuple[Path, Path]:
     controllers = (FIXTURES / "doctor" / "cgroup.controllers-ubuntu2404.txt").read_text()
     if missing == "cgroup:pids":
         controllers = controllers.replace("pids ", "")
+    if missing == "cgroup:memory":
+        controllers = controllers.replace("memory ", "")
     (sys_ / "fs" / "cgroup").mkdir(parents=True)
     (sys_ / "fs" / "cgroup" / "cgroup.controllers").write_text(controllers)
     for module in ("veth", "bridge"):
@@ -205,6 +207,7 @@ def fake_machine(root: Path, missing: str) -> tuple[Path, Path]:
 MISSING = {
     # what the machine lacks: (the lesson that needs it, words the refusal must say)
     "cgroup:pids": ("cgroup-pids", ["cgroup pids controller", "pids is not in", "cgroup.controllers"]),
+    "cgroup:memory": ("cgroup-limits", ["cgroup memory controller", "no memory controller", "cgroup_disable=memory"]),
     "overlay": ("overlay", ["overlay filesystem", "overlay is not in /proc/filesystems", "fix: modprobe overlay"]),
     "ns:pid": ("unshare-pid", ["pid namespace", "is missing: the kernel lacks pid namespaces", "CONFIG_PID_NS"]),
 }

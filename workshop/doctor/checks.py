@@ -156,6 +156,40 @@ def _cgroup_pids(env: Environment, p: Probe) -> Result:
     return FAIL, layout.detail, fix
 
 
+_CONTROLLER_FILES = {"memory": ("memory.oom_control", "memory.events"), "cpu": ("cpu.cfs_quota_us", "cpu.max")}
+"""The control files a lesson limits with (v1, v2): `memory.oom_control` counts OOM kills on v1 (`memory.events`
+on v2); `cpu.cfs_quota_us` (v1) and `cpu.max` (v2) exist only with CONFIG_CFS_BANDWIDTH."""
+
+
+def _cgroup_controller(controller: str) -> CheckFn:
+    """memory or cpu: a hierarchy (v1) or the cgroup2 root's cgroup.controllers (v2) offers it."""
+
+    def check(env: Environment, p: Probe) -> Result:
+        layout = current_layout(env, p.read_text)
+        root = layout.root_of(controller)
+        if root is None:
+            if layout.version in (CgroupVersion.V1, CgroupVersion.HYBRID):
+                where = f"/sys/fs/cgroup/{controller}"
+                fix = f"mkdir -p {where} && mount -t cgroup -o {controller} none {where}"
+            elif layout.version is CgroupVersion.V2:
+                fix = (
+                    f"{controller} is not in {layout.unified}/cgroup.controllers: the kernel was booted with "
+                    f"cgroup_disable={controller} or built without it; use a stock kernel or drop that option"
+                )
+            else:
+                fix = "mount -t cgroup2 none /sys/fs/cgroup"
+            return FAIL, f"no {controller} controller ({layout.detail})", fix
+        if layout.on_v2(controller):
+            return OK, f"{controller} controller on cgroup2 at {root}", ""
+        v1_file = _CONTROLLER_FILES[controller][0]
+        if not p.exists(root / v1_file):
+            reason = "CONFIG_CFS_BANDWIDTH" if controller == "cpu" else "a kernel older than 4.13"
+            return FAIL, f"{controller} controller at {root}, but no {v1_file} ({reason})", "use a stock kernel"
+        return OK, f"{controller} controller at {root}", ""
+
+    return check
+
+
 def _link_module(module: str, link_args: Sequence[str]) -> Callable[[Environment, Probe], Result]:
     """A kernel module behind an `ip link add … type MODULE` link: loaded, loadable, or probed."""
 
@@ -313,6 +347,8 @@ CHECKS: tuple[tuple[str, str, CheckFn], ...] = (
     ("arch", "CPU architecture", _arch),
     ("overlay", "overlay filesystem", _overlay),
     ("cgroup:pids", "cgroup pids controller", _cgroup_pids),
+    ("cgroup:memory", "cgroup memory controller", _cgroup_controller("memory")),
+    ("cgroup:cpu", "cgroup cpu controller (CPU quotas)", _cgroup_controller("cpu")),
     ("veth", "veth network pairs", _veth),
     ("bridge", "bridge links", _bridge),
     ("statedir", "state dir can hold overlay upper dirs", _statedir),

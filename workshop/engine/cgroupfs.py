@@ -17,7 +17,7 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -26,6 +26,9 @@ from workshop.environment import Environment
 from workshop.observe.procfs import MountInfo, parse_mountinfo, read_pids_cgroup
 
 PARENT_NAME = "workshop"
+
+CONTROLLERS = ("pids", "memory", "cpu")
+"""The controllers lessons set limits with: what `CgroupLayout.roots` maps."""
 
 # Super options of a v1 cgroup mount that are not controllers. Anything with "=" (name=systemd,
 # release_agent=...) is not a controller either.
@@ -62,11 +65,25 @@ class CgroupLayout:
     delegated: Path | None = None
     """On a host whose cgroup tree systemd owns: the scope it delegates to the tool (`systemd_scope`), where lesson
     cgroups go instead of `<cgroup2 root>/workshop`."""
+    roots: Mapping[str, Path] = dataclasses.field(default_factory=dict)
+    """Controller (of `CONTROLLERS`) -> where a cgroup it limits can be made: the mount of the v1 hierarchy that
+    carries it, or the cgroup2 mount when its cgroup.controllers lists it. Absent: not available here."""
 
     @property
     def pids_on_v2(self) -> bool:
         """True when lesson cgroups follow v2 rules (subtree_control, no internal processes)."""
         return self.pids_root is not None and self.pids_root == self.unified
+
+    def root_of(self, controller: str) -> Path | None:
+        """Where `controller`'s cgroups can be made (see `roots`; for pids, `pids_root`); None: not here."""
+        if controller == "pids":
+            return self.pids_root if self.pids_available else None
+        return self.roots.get(controller)
+
+    def on_v2(self, controller: str) -> bool:
+        """True when `controller`'s cgroups follow v2 rules; on a hybrid host pids may be v1 and memory v2."""
+        root = self.root_of(controller)
+        return root is not None and root == self.unified
 
 
 def v1_controllers(mount: MountInfo) -> tuple[str, ...]:
@@ -116,6 +133,34 @@ def detect_layout(mountinfo_text: str, read_file: Callable[[Path], str] | None =
     then the fix is a v1 mount.
     """
     reader = read_file or (lambda p: p.read_text())
+    layout = _detect_pids(mountinfo_text, reader)
+    return dataclasses.replace(layout, roots=_controller_roots(mountinfo_text, layout.unified, reader))
+
+
+def _controller_roots(mountinfo_text: str, unified: Path | None, reader: Callable[[Path], str]) -> dict[str, Path]:
+    """Where each of `CONTROLLERS` can have a cgroup: its v1 hierarchy if one carries it, else cgroup2."""
+    mounts = _visible_cgroup_mounts(parse_mountinfo(mountinfo_text))
+    v1_ctrl = [m for m in mounts if m.fstype == "cgroup" and v1_controllers(m)]
+    roots: dict[str, Path] = {}
+    on_v2: list[str] | None = None
+    for controller in CONTROLLERS:
+        v1 = _pick([m for m in v1_ctrl if controller in v1_controllers(m)])
+        if v1 is not None:
+            roots[controller] = v1.mount_point
+            continue
+        if unified is None:
+            continue
+        if on_v2 is None:
+            try:
+                on_v2 = reader(unified / "cgroup.controllers").split()
+            except OSError:
+                on_v2 = []
+        if controller in on_v2:
+            roots[controller] = unified
+    return roots
+
+
+def _detect_pids(mountinfo_text: str, reader: Callable[[Path], str]) -> CgroupLayout:
     mounts = _visible_cgroup_mounts(parse_mountinfo(mountinfo_text))
     v1 = [m for m in mounts if m.fstype == "cgroup"]
     v1_ctrl = [m for m in v1 if v1_controllers(m)]
@@ -180,22 +225,32 @@ def current_layout(env: Environment, read_file: Callable[[Path], str] | None = N
 
 
 def pids_parent(layout: CgroupLayout, proc_root: Path) -> Path:
-    """The directory under which lesson cgroups are created; nothing is created here.
+    """The directory under which lesson pids cgroups are created: `controller_parent` for pids."""
+    return controller_parent(layout, "pids", proc_root)
 
-    v1: `<pids hierarchy root>/workshop`. v2 with systemd as PID 1: the scope systemd delegates to the tool
-    (`layout.delegated`, see `systemd_scope`), as runc and podman do. v2 without systemd:
+
+def controller_parent(layout: CgroupLayout, controller: str, proc_root: Path) -> Path:
+    """The directory under which lesson cgroups limiting `controller` are created; nothing is created here.
+
+    v1: `<the controller's hierarchy root>/workshop`. v2 with systemd as PID 1: the scope systemd delegates to the
+    tool (`layout.delegated`, see `systemd_scope`), as runc and podman do. v2 without systemd:
     `<cgroup2 root>/workshop`, a direct child of the root (docker's cgroupfs driver and LXC live there too).
-    The root is the one cgroup exempt from "no internal processes", so `+pids` can be enabled in its
-    subtree_control even though it holds processes (see `plan_pids_cgroup`).
+    The root is the one cgroup exempt from "no internal processes", so the controller can be enabled in its
+    subtree_control even though it holds processes (see `plan_cgroup`).
 
-    Raises CgroupError when there is no pids controller, or when the tool itself lives under that parent
+    Raises CgroupError when the controller is not available, or when the tool itself lives under that parent
     (cleanup kills everything there, so it would kill the tool).
     """
-    if not layout.pids_available or layout.pids_root is None:
+    root = layout.root_of(controller)
+    if controller == "pids" and root is None:
         raise CgroupError(f"no pids controller: {layout.detail}")
-    parent = layout.delegated or layout.pids_root / PARENT_NAME
-    own = read_pids_cgroup(proc_root, "self", layout.pids_on_v2)
-    relative = f"/{parent.relative_to(layout.pids_root)}"
+    if root is None:
+        where = f"nor is it in {layout.unified}/cgroup.controllers" if layout.unified else "and no cgroup2 is mounted"
+        raise CgroupError(f"no {controller} controller: no cgroup v1 hierarchy carries it, {where}")
+    v2 = layout.on_v2(controller)
+    parent = layout.delegated if layout.delegated is not None and v2 else root / PARENT_NAME
+    own = read_pids_cgroup(proc_root, "self", v2, controller)
+    relative = f"/{parent.relative_to(root)}"
     if own is not None and (own == relative or own.startswith(f"{relative}/")):
         raise CgroupError(f"workshop itself runs in the cgroup {own}; start it from outside {parent}")
     return parent
@@ -205,28 +260,35 @@ def pids_parent(layout: CgroupLayout, proc_root: Path) -> Path:
 class CgroupPlan:
     path: Path
     enable_pids_in: tuple[Path, ...]
-    """subtree_control files that must get "+pids", in order; record each one actually changed, to undo it."""
+    """subtree_control files that must get "+CONTROLLER", in order; record each one actually changed, to undo it."""
+    controller: str = "pids"
 
 
-def _lists_pids(subtree_control: Path) -> bool:
+def _lists(subtree_control: Path, controller: str) -> bool:
     try:
-        return "pids" in subtree_control.read_text().split()
+        return controller in subtree_control.read_text().split()
     except OSError:
         return False
 
 
 def plan_pids_cgroup(layout: CgroupLayout, name: str, proc_root: Path) -> CgroupPlan:
-    """Where the lesson cgroup `name` goes and which controllers must be switched on first (reads only)."""
+    """`plan_cgroup` for the pids controller."""
+    return plan_cgroup(layout, "pids", name, proc_root)
+
+
+def plan_cgroup(layout: CgroupLayout, controller: str, name: str, proc_root: Path) -> CgroupPlan:
+    """Where the lesson cgroup `name` goes and which subtree_control files must switch `controller` on first
+    (reads only)."""
     if not name or "/" in name or name in (".", "..") or name.startswith("cgroup."):
         raise CgroupError(f"not a usable cgroup name: {name!r}")
-    parent = pids_parent(layout, proc_root)
-    if not layout.pids_on_v2:
-        return CgroupPlan(parent / name, ())
+    parent = controller_parent(layout, controller, proc_root)
+    if not layout.on_v2(controller):
+        return CgroupPlan(parent / name, (), controller)
     if layout.delegated is not None:  # systemd hands the controllers down to its scope; the tool does the rest
-        return CgroupPlan(parent / name, (parent / "cgroup.subtree_control",))
+        return CgroupPlan(parent / name, (parent / "cgroup.subtree_control",), controller)
     root = parent.parent
     needed = tuple(
-        p / "cgroup.subtree_control" for p in (root, parent) if not _lists_pids(p / "cgroup.subtree_control")
+        p / "cgroup.subtree_control" for p in (root, parent) if not _lists(p / "cgroup.subtree_control", controller)
     )
     # Only the real root has no cgroup.type. A cgroup-namespace root (a container) that holds processes
     # refuses "+pids" with EBUSY: say so now instead of failing half-way through a lesson.
@@ -237,36 +299,46 @@ def plan_pids_cgroup(layout: CgroupLayout, name: str, proc_root: Path) -> Cgroup
             busy = False
         if busy:
             raise CgroupError(
-                f"{root} is not the real cgroup root and holds processes, so pids cannot be enabled for its "
+                f"{root} is not the real cgroup root and holds processes, so {controller} cannot be enabled for its "
                 "children (no internal processes rule); move those processes to a child cgroup first"
             )
-    return CgroupPlan(parent / name, needed)
+    return CgroupPlan(parent / name, needed, controller)
 
 
 def enable_pids(subtree_control: Path) -> bool:
-    """Write "+pids" unless pids is already listed; True if this changed something (record it to undo)."""
-    if _lists_pids(subtree_control):
+    """`enable_controller` for pids."""
+    return enable_controller(subtree_control, "pids")
+
+
+def enable_controller(subtree_control: Path, controller: str) -> bool:
+    """Write "+CONTROLLER" unless it is already listed; True if this changed something (record it to undo)."""
+    if _lists(subtree_control, controller):
         return False
     try:
-        subtree_control.write_text("+pids")
+        subtree_control.write_text(f"+{controller}")
     except OSError as exc:
         hint = " (the cgroup holds processes: no internal processes rule)" if exc.errno == errno.EBUSY else ""
-        raise CgroupError(f"cannot enable pids in {subtree_control}: {exc.strerror}{hint}") from exc
+        raise CgroupError(f"cannot enable {controller} in {subtree_control}: {exc.strerror}{hint}") from exc
     return True
 
 
 def disable_pids(subtree_control: Path) -> None:
-    """Undo `enable_pids`. A missing file (cgroup already removed) is fine; EBUSY raises ControllerInUse."""
-    if not _lists_pids(subtree_control):
+    """`disable_controller` for pids."""
+    disable_controller(subtree_control, "pids")
+
+
+def disable_controller(subtree_control: Path, controller: str) -> None:
+    """Undo `enable_controller`. A missing file (cgroup already removed) is fine; EBUSY raises ControllerInUse."""
+    if not _lists(subtree_control, controller):
         return
     try:
-        subtree_control.write_text("-pids")
+        subtree_control.write_text(f"-{controller}")
     except FileNotFoundError:
         return
     except OSError as exc:
         if exc.errno == errno.EBUSY:
-            raise ControllerInUse(f"pids is still used below {subtree_control.parent}; left enabled") from exc
-        raise CgroupError(f"cannot disable pids in {subtree_control}: {exc.strerror}") from exc
+            raise ControllerInUse(f"{controller} is still used below {subtree_control.parent}; left enabled") from exc
+        raise CgroupError(f"cannot disable {controller} in {subtree_control}: {exc.strerror}") from exc
 
 
 def _pids(cgroup: Path) -> list[int]:

@@ -21,6 +21,7 @@ from workshop.lesson import variables
 from workshop.lesson.model import Lesson
 from workshop.observe import process_diff, process_tree, procfs, resources
 from workshop.observe.common import Scope
+from workshop.observe.limits import LimitPlace
 
 
 def new_session_id() -> str:
@@ -48,7 +49,8 @@ class LessonSession:
         """The console free-typed lines go to: the one the last step used."""
         self._before: dict[str, str] = {}
         self._net: str | None = None
-        self._cgroup: tuple[cgroupfs.CgroupLayout, cgroupfs.CgroupPlan] | None = None
+        self._layout: cgroupfs.CgroupLayout | None = None
+        self._plans: dict[str, cgroupfs.CgroupPlan] = {}
 
     # -- life cycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -128,9 +130,13 @@ class LessonSession:
     def lessondir(self) -> Path:
         return self.lesson.lessondir
 
-    def cgroup_facts(self) -> tuple[str, str, str]:
-        layout, plan = self.cgroup_plan()
-        return str(plan.path), "v2" if layout.pids_on_v2 else "v1", layout.detail
+    def cgroup_path(self, controller: str) -> str:
+        return str(self.cgroup_plan(controller)[1].path)
+
+    def cgroup_facts(self) -> tuple[str, str]:
+        layout = self.cgroup_layout()
+        first = next((c for c in cgroupfs.CONTROLLERS if layout.root_of(c) is not None), "pids")
+        return "v2" if layout.on_v2(first) else "v1", layout.detail
 
     def subnet(self) -> str:
         if self._net is None:
@@ -138,12 +144,20 @@ class LessonSession:
             self._net = primitives.lease_subnet(self.journal, self.env.journal_dir)
         return self._net
 
-    def cgroup_plan(self) -> tuple[cgroupfs.CgroupLayout, cgroupfs.CgroupPlan]:
-        """Where this session's pids cgroup goes on this machine (v1 or v2); computed once, creates nothing."""
-        if self._cgroup is None:
-            layout = cgroupfs.current_layout(self.env)
-            self._cgroup = (layout, cgroupfs.plan_pids_cgroup(layout, f"ws{self.id}", self.env.proc_root))
-        return self._cgroup
+    def cgroup_layout(self) -> cgroupfs.CgroupLayout:
+        if self._layout is None:
+            self._layout = cgroupfs.current_layout(self.env)
+        return self._layout
+
+    def cgroup_plan(self, controller: str = "pids") -> tuple[cgroupfs.CgroupLayout, cgroupfs.CgroupPlan]:
+        """Where this session's cgroup for `controller` goes on this machine (v1 or v2): `ws<session>` for pids,
+        `ws<session>-memory` and `ws<session>-cpu` beside it (on v2 they share a parent). Computed once, creates
+        nothing."""
+        if controller not in self._plans:
+            name = f"ws{self.id}" if controller == "pids" else f"ws{self.id}-{controller}"
+            layout = self.cgroup_layout()
+            self._plans[controller] = cgroupfs.plan_cgroup(layout, controller, name, self.env.proc_root)
+        return self.cgroup_layout(), self._plans[controller]
 
     def record_created(self, kind: str, target: str) -> None:
         """Journals a resource a step is about to create (its `creates` block), preparing what it needs first."""
@@ -162,11 +176,23 @@ class LessonSession:
                 self.journal.record(kind, target)
             return
         if kind == "cgroup":
-            layout, plan = self.cgroup_plan()
-            primitives.prepare_cgroup_parent(self.journal, layout, plan)
-            self.journal.record("cgroup", target, version="v2" if layout.pids_on_v2 else "v1")
+            layout, plans = self._plans_for(Path(target))
+            primitives.prepare_cgroup_parent(self.journal, layout, plans)
+            self.journal.record("cgroup", target, version="v2" if layout.on_v2(plans[0].controller) else "v1")
             return
         self.journal.record(kind, target)
+
+    def _plans_for(self, target: Path) -> tuple[cgroupfs.CgroupLayout, list[cgroupfs.CgroupPlan]]:
+        """The plans of the lesson's controllers (its `cgroup-*` requirements; pids when it names none) whose parent
+        is the target's: on v1 one hierarchy's, on v2 all of them, switched on together before the parent."""
+        wanted = [c for c in cgroupfs.CONTROLLERS if f"cgroup-{c}" in self.lesson.requires] or ["pids"]
+        layout = self.cgroup_layout()
+        plans = [self.cgroup_plan(c)[1] for c in wanted]
+        mine = [p for p in plans if p.path.parent == target.parent]
+        if not mine:
+            places = ", ".join(str(p.path.parent) for p in plans)
+            raise cgroupfs.CgroupError(f"{target} is not where this lesson's cgroups go ({places})")
+        return layout, mine
 
     def substitute(self, text: str) -> str:
         return variables.substitute(text, self.value)
@@ -209,10 +235,27 @@ class LessonSession:
             reference_pid=os.getpid(),
             cgroup_place=self._cgroup_place,
             scope=Scope(self.workdir, self.id),
+            limit_places=self._limit_places,
         )
         changes = resources.diff_extras(self.last_extras, now)
         self.last_extras = now
         return changes
+
+    def _limit_places(self) -> list[LimitPlace]:
+        """Where the lesson's memory and cpu cgroups live (those it requires), read through the environment's /sys."""
+        places = []
+        for controller in ("memory", "cpu"):
+            if f"cgroup-{controller}" not in self.lesson.requires:
+                continue
+            try:
+                layout, plan = self.cgroup_plan(controller)
+            except (cgroupfs.CgroupError, OSError):
+                continue
+            parent = plan.path.parent
+            if parent.is_relative_to("/sys"):
+                parent = self.env.sys_root / parent.relative_to("/sys")
+            places.append(LimitPlace(controller, parent, layout.on_v2(controller), plan.path.name))
+        return places
 
     def _cgroup_place(self) -> resources.CgroupPlace:
         try:

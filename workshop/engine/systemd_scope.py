@@ -59,13 +59,15 @@ def _wait(condition: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-def ensure(scope: Path) -> None:
-    """The scope exists, delegated, with its keeper in `keeper/` and pids handed down to the lessons' cgroups.
-    Already journaled by the caller; safe when several sessions call it at once (they take turns on a lock)."""
+def ensure(scope: Path, controllers: tuple[str, ...] = ("pids",)) -> None:
+    """The scope exists, delegated, with its keeper in `keeper/` and the controllers (pids, memory, cpu) handed
+    down to the lessons' cgroups. Already journaled by the caller; safe when several sessions call it at once
+    (they take turns on a lock)."""
     with _locked(scope.parent):
         if not _keeper_pids(scope):
             _start(scope)
-        cgroupfs.enable_pids(scope / "cgroup.subtree_control")
+        for controller in controllers:
+            cgroupfs.enable_controller(scope / "cgroup.subtree_control", controller)
 
 
 def _start(scope: Path) -> None:

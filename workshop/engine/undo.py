@@ -194,10 +194,15 @@ def _running_elsewhere(entry: Entry, session: str) -> str | None:
             j.session != session
             and not j.closing
             and j.owner_alive()
-            and any(e.kind == entry.kind and e.target == entry.target for e in j.entries)
+            and any(e.kind == entry.kind and e.target == entry.target and _same_controller(e, entry) for e in j.entries)
         ):
             return j.session
     return None
+
+
+def _same_controller(a: Entry, b: Entry) -> bool:
+    """A `subtree-control` switch is one per controller (journals from before memory and cpu meant pids)."""
+    return bool(a.extra.get("controller", "pids") == b.extra.get("controller", "pids"))
 
 
 def _undo_cgroup_parent(entry: Entry, session: str) -> str:
@@ -230,13 +235,14 @@ def _undo_systemd_scope(entry: Entry, session: str) -> str:
 def _undo_subtree_control(entry: Entry, session: str) -> str:
     from workshop.engine import cgroupfs
 
+    controller = str(entry.extra.get("controller", "pids"))
     other = _running_elsewhere(entry, session)
     if other is not None:
-        return f"kept: session {other} still uses the pids controller"
+        return f"kept: session {other} still uses the {controller} controller"
     try:
-        cgroupfs.disable_pids(Path(entry.target))
+        cgroupfs.disable_controller(Path(entry.target), controller)
     except cgroupfs.ControllerInUse:
-        return "kept: another session's cgroup still uses the pids controller"
+        return f"kept: another session's cgroup still uses the {controller} controller"
     return "removed"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 HOST = "host"
 """The console every lesson has: a root shell on the host, in the tool's own namespaces."""
 
-VIEWS: tuple[str, ...] = ("mounts", "cgroups", "links")
+VIEWS: tuple[str, ...] = ("mounts", "cgroups", "links", "limits")
 """Extra views a lesson may ask for (`observe:`), beyond pstree and namespaces; drawn by `extras`."""
 
 REQUIREMENTS: dict[str, tuple[str, ...]] = {
@@ -24,6 +24,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "pstree": ("tool:pstree",),
     "overlay": ("overlay", "statedir", "tool:mount", "tool:umount", "ns:mnt"),
     "cgroup-pids": ("cgroup:pids",),
+    "cgroup-memory": ("cgroup:memory",),
+    "cgroup-cpu": ("cgroup:cpu",),
     # The veth lesson's last steps put a bridge in a network namespace of its own.
     "veth": ("veth", "bridge", "tool:ip", "ns:net"),
     "netns": ("tool:ip", "ns:net"),

@@ -18,6 +18,7 @@ END = "<!-- end of the generated reference -->"
 VIEW_MEANINGS = {
     "mounts": "each console's mount namespace: its mounts, and which appeared or went away",
     "cgroups": "the lesson's cgroups: pids.max, pids.current, refused forks, and who is in them",
+    "limits": "the lesson's memory and cpu cgroups: limit, what is charged, OOM kills, quota, throttled periods",
     "links": "each network namespace's links and addresses, veth peers and bridges",
 }
 

@@ -27,8 +27,12 @@ class SessionFacts(Protocol):
     def image_path(self) -> Path: ...
     @property
     def lessondir(self) -> Path: ...
-    def cgroup_facts(self) -> tuple[str, str, str]:
-        """The session's pids cgroup path, `v1` or `v2`, and one sentence on the machine's layout."""
+    def cgroup_path(self, controller: str) -> str:
+        """Where the session's cgroup limiting `controller` (pids, memory, cpu) goes on this machine."""
+        ...
+
+    def cgroup_facts(self) -> tuple[str, str]:
+        """`v1` or `v2` (the rules the session's cgroups follow), and one sentence on the machine's layout."""
         ...
 
     def subnet(self) -> str:
@@ -74,11 +78,21 @@ BUILTINS: dict[str, Builtin] = {
     ),
     "cgroup": Builtin(
         "this session's pids cgroup, on cgroup v1 or v2 (its parent is prepared when a step `creates cgroup`)",
-        lambda s: s.cgroup_facts()[0],
+        lambda s: s.cgroup_path("pids"),
     ),
-    "cgroup_version": Builtin("v1 or v2: where {{cgroup}} lives", lambda s: s.cgroup_facts()[1]),
+    "memory_cgroup": Builtin(
+        "this session's memory cgroup (on v1 in the memory hierarchy; on v2 beside {{cgroup}})",
+        lambda s: s.cgroup_path("memory"),
+    ),
+    "cpu_cgroup": Builtin(
+        "this session's cpu cgroup (on v1 in the cpu hierarchy; on v2 beside {{cgroup}})",
+        lambda s: s.cgroup_path("cpu"),
+    ),
+    "cgroup_version": Builtin(
+        "v1 or v2: the rules {{cgroup}}, {{memory_cgroup}} and {{cpu_cgroup}} follow", lambda s: s.cgroup_facts()[0]
+    ),
     "cgroup_layout": Builtin(
-        "one sentence on this machine's cgroup layout (v1, hybrid or v2)", lambda s: s.cgroup_facts()[2]
+        "one sentence on this machine's cgroup layout (v1, hybrid or v2)", lambda s: s.cgroup_facts()[1]
     ),
     "net": Builtin(
         "the first three numbers of a private /24 no route on this host uses, leased to this session: {{net}}.1",

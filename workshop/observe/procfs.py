@@ -202,20 +202,21 @@ def read_syscall(proc_root: Path, pid: int) -> list[str] | None:
         return None
 
 
-def parse_pids_cgroup(text: str, v2: bool) -> str | None:
-    """The pids cgroup path from a `/proc/PID/cgroup` text: `N:...pids...:/path` on v1, `0::/path` on v2."""
+def parse_pids_cgroup(text: str, v2: bool, controller: str = "pids") -> str | None:
+    """The cgroup path a controller (pids by default) counts a process in, from a `/proc/PID/cgroup` text:
+    `N:...pids...:/path` on v1, `0::/path` on v2."""
     for line in text.splitlines():
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
-        if (v2 and hierarchy == "0" and controllers == "") or (not v2 and "pids" in controllers.split(",")):
+        if (v2 and hierarchy == "0" and controllers == "") or (not v2 and controller in controllers.split(",")):
             return path
     return None
 
 
-def read_pids_cgroup(proc_root: Path, pid: int | str, v2: bool) -> str | None:
-    """The pids cgroup of a process (see `parse_pids_cgroup`); None if unreadable."""
+def read_pids_cgroup(proc_root: Path, pid: int | str, v2: bool, controller: str = "pids") -> str | None:
+    """The pids (or `controller`'s) cgroup of a process (see `parse_pids_cgroup`); None if unreadable."""
     try:
-        return parse_pids_cgroup(read_text(f"{proc_root}/{pid}/cgroup"), v2)
+        return parse_pids_cgroup(read_text(f"{proc_root}/{pid}/cgroup"), v2, controller)
     except UNREADABLE:
         return None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from workshop.lesson.model import VIEWS
 from workshop.observe.cgroups import CgroupsDiff, CgroupsSnapshot, diff_cgroups, read_cgroups
 from workshop.observe.common import Scope
+from workshop.observe.limits import LimitPlace, LimitsDiff, LimitsSnapshot, diff_limits, read_limits
 from workshop.observe.links import LinkReader, LinksDiff, LinksSnapshot, diff_links, read_links
 from workshop.observe.mounts import MountsDiff, MountsSnapshot, diff_mounts, read_mounts
 from workshop.observe.process_tree import Snapshot
@@ -25,6 +26,7 @@ class ExtrasSnapshot:
     mounts: MountsSnapshot | None = None
     cgroups: CgroupsSnapshot | None = None
     links: LinksSnapshot | None = None
+    limits: LimitsSnapshot | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class ExtrasDiff:
     mounts: MountsDiff | None = None
     cgroups: CgroupsDiff | None = None
     links: LinksDiff | None = None
+    limits: LimitsDiff | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ def read_extras(
     cgroup_place: Callable[[], CgroupPlace] | None = None,
     link_reader: LinkReader | None = None,
     scope: Scope | None = None,
+    limit_places: Callable[[], Iterable[LimitPlace]] | None = None,
 ) -> ExtrasSnapshot:
     """Reads the views named in `views` (unknown names are ignored: the loader has rejected them); with the
     session's `scope`, the mounts and cgroups views keep to what is the session's own (see `Scope`)."""
@@ -66,7 +70,10 @@ def read_extras(
         else:
             cgroups = read_cgroups(proc_root, snap, place.parent, place.v2, scope)
     links = read_links(proc_root, snap, link_reader) if "links" in wanted else None
-    return ExtrasSnapshot(wanted, mounts, cgroups, links)
+    limits = None
+    if "limits" in wanted:
+        limits = read_limits(limit_places() if limit_places is not None else (), scope)
+    return ExtrasSnapshot(wanted, mounts, cgroups, links, limits)
 
 
 def diff_extras(before: ExtrasSnapshot | None, after: ExtrasSnapshot) -> ExtrasDiff:
@@ -77,4 +84,5 @@ def diff_extras(before: ExtrasSnapshot | None, after: ExtrasSnapshot) -> ExtrasD
         mounts=None if after.mounts is None else diff_mounts(was.mounts, after.mounts),
         cgroups=None if after.cgroups is None else diff_cgroups(was.cgroups, after.cgroups),
         links=None if after.links is None else diff_links(was.links, after.links),
+        limits=None if after.limits is None else diff_limits(was.limits, after.limits),
     )

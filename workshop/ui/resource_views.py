@@ -18,6 +18,7 @@ from workshop.observe.common import Mark
 from workshop.observe.links import Link, LinkRow, LinksDiff, NetNs, NetNsReport, peer_of
 from workshop.observe.mounts import Mount, MountChange, MountNsReport, MountsDiff
 from workshop.observe.resources import ExtrasDiff
+from workshop.ui.limit_views import limits_view
 
 MOUNTS_HEADING = "mounts — what changed in each mount namespace"
 CGROUPS_HEADING = "cgroups — pids limits and who is in them"
@@ -298,4 +299,6 @@ def extra_views(d: ExtrasDiff) -> list[RenderableType]:
             shown.append(cgroups_view(d.cgroups))
         elif view == "links" and d.links is not None:
             shown.append(links_view(d.links))
+        elif view == "limits" and d.limits is not None:
+            shown.append(limits_view(d.limits))
     return shown
