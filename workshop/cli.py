@@ -141,7 +141,7 @@ def _served(env: Environment, args: argparse.Namespace, handler: Handler) -> int
 
     try:
         host, port = server.parse_address(args.serve_at or server.DEFAULT_ADDRESS)
-        page = server.PageServer(host, port, PageModel(diagram=default_diagram()))
+        page = server.PageServer(host, port, PageModel(diagram=default_diagram(), curriculum=_lessons(env)))
         url = page.start()
     except server.ServeError as e:
         Renderer(env).error(str(e))
@@ -153,6 +153,21 @@ def _served(env: Environment, args: argparse.Namespace, handler: Handler) -> int
     finally:
         env.taps.remove(page.publish)
         page.stop()
+
+
+def _lessons(env: Environment) -> Callable[[], Sequence[Lesson]]:
+    """The curriculum, for the decks' recaps; an empty one where the lesson files are broken (the lesson says so)."""
+
+    def lessons() -> Sequence[Lesson]:
+        from workshop.lesson import loader
+        from workshop.lesson.catalog import Catalog
+
+        try:
+            return Catalog.load(env).lessons
+        except loader.LessonError:
+            return ()
+
+    return lessons
 
 
 def _recorded(env: Environment, args: argparse.Namespace, handler: Handler) -> int:

@@ -20,13 +20,17 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser import Watched
+from tests.harness import REPO
 from tests.terminal import PROMPT, Learner
+from workshop.lesson import loader
+from workshop.ui import slides
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 URL = re.compile(r"the session's page: (http://127\.0\.0\.1:(\d+)/)")
-STEPS = 6  # the process lesson
+LESSON = loader.load_lesson(REPO / "lessons" / "process" / "lesson.md")
+STEPS = len(LESSON.steps)
 
 
 def served(learner: Callable[..., Learner], *args: str) -> tuple[Learner, str, int]:
@@ -43,6 +47,15 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def until(w: Watched, expression: str, value: str, seconds: float) -> None:
+    """Polls `expression` in the page (evaluated by the browser's devtools protocol, which the page's own policy,
+    forbidding eval, does not govern) until it is `value`."""
+    deadline = time.monotonic() + seconds
+    while (got := w.page.evaluate(expression)) != value:
+        assert time.monotonic() < deadline, f"{expression} is {got!r}, not {value!r}, after {seconds} s"
+        time.sleep(0.02)
+
+
 def text(w: Watched, selector: str) -> str:
     return str(w.page.inner_text(selector))
 
@@ -53,11 +66,12 @@ def test_the_page_follows_the_repl_and_shows_notes_and_a_timer_only_to_the_train
     learner: Callable[..., Learner], browser: Browser
 ) -> None:
     me, url, port = served(learner, "shell", "process")
-    trainer, room = Watched(browser, allowed=url), Watched(browser, allowed=url)
+    trainer, room, deck = (Watched(browser, allowed=url) for _ in range(3))
     trainer.page.goto(url)
     room.page.goto(url + "room")
+    deck.page.goto(url + "slides")
     for w in (trainer, room):
-        w.page.wait_for_function("document.getElementById('connection').textContent === 'live'")
+        until(w, "document.getElementById('connection').textContent", "live", seconds=10)
         assert "A container is just a process" in text(w, "#lesson")
 
     for step in (1, 2):
@@ -66,9 +80,15 @@ def test_the_page_follows_the_repl_and_shows_notes_and_a_timer_only_to_the_train
         seen = time.monotonic()
         title = re.findall(rf"step {step}/{STEPS} (.+?) ─", me.screen(tail=100_000))
         for w in (trainer, room):
-            w.page.wait_for_function(f"document.getElementById('step-count').textContent === 'step {step}/{STEPS}'",
-                                     timeout=max(100, int((seen + 1.0 - time.monotonic()) * 1000)))  # fmt: skip
+            # within a second of the REPL showing it
+            until(w, "document.getElementById('step-count').textContent", f"step {step}/{STEPS}",
+                  seconds=seen + 1.0 - time.monotonic())  # fmt: skip
             assert title and title[-1].strip() in text(w, "#step-title")
+        # the lesson's deck jumped to the step's slide (its exercise, for a try-it step)
+        slide = slides.step_slide(LESSON, [LESSON], step - 1)
+        until(deck, "document.getElementById('deck').contentWindow.location.hash", f"#{slide}", seconds=2)
+        shown = deck.page.frame_locator("#deck").locator(f"#slide-{slide}")
+        assert shown.is_visible() and LESSON.steps[step - 1].title.split(":")[0] in shown.inner_text()
 
     # the timer runs on the trainer's page; the notes are there and nowhere on the room's
     before = text(trainer, "#timer")
@@ -83,7 +103,7 @@ def test_the_page_follows_the_repl_and_shows_notes_and_a_timer_only_to_the_train
 
     me.type("quit")
     assert me.wait_exit() == 0
-    for w in (trainer, room):
+    for w in (trainer, room, deck):
         assert w.problems == [], w.problems
         w.close()
     assert not listening(port), "the page's port is closed when workshop ends"

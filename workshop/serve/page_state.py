@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
 
 from workshop.engine import events as ev
+from workshop.lesson.model import Lesson
 
 DiagramMaker = Callable[[ev.Observed], str]
 """An observation -> an SVG diagram of it (see `workshop.ui.diagram`); may raise when Graphviz is missing."""
@@ -48,6 +49,8 @@ class PageState:
     pstree_html: str = ""
     diagram_svg: str = ""
     diagram_error: str = ""
+    slide: int = 0
+    """The slide of the step shown (`#N` of the lesson's deck): the slides view jumps there."""
     seq: int = 0
     """Bumped on every change, so the page can tell an update from a repeat."""
 
@@ -61,6 +64,8 @@ class PageState:
             "status": self.status,
             "diagram_svg": self.diagram_svg,
             "diagram_error": self.diagram_error,
+            "lesson_id": self.lesson_id,
+            "slide": self.slide,
             "seq": self.seq,
         }
 
@@ -87,12 +92,34 @@ class PageModel:
 
     diagram: DiagramMaker | None = None
     clock: Callable[[], float] = time.time
+    curriculum: Callable[[], Sequence[Lesson]] = tuple
+    """The lessons the deck's recap points to (the catalog); the running lesson alone when it is empty."""
     state: PageState = field(default_factory=PageState)
+    lesson: Lesson | None = None
+    """The running lesson, for its deck."""
+
+    def deck(self) -> str | None:
+        """The running lesson's slide deck (`workshop slides`' own HTML), or None before a lesson starts."""
+        if self.lesson is None:
+            return None
+        from workshop.ui import slides
+
+        return slides.render_deck(self.lesson, self._curriculum(self.lesson))
+
+    def _curriculum(self, lesson: Lesson) -> Sequence[Lesson]:
+        lessons = list(self.curriculum())
+        return lessons if any(x.id == lesson.id for x in lessons) else [lesson]
+
+    def _slide(self, lesson: Lesson, index: int) -> int:
+        from workshop.ui import slides
+
+        return slides.step_slide(lesson, self._curriculum(lesson), index)
 
     def apply(self, event: object) -> bool:
         """Fold one event in; True if the page changed."""
         s = self.state
         if isinstance(event, ev.LessonStarted):
+            self.lesson = event.lesson
             now = self.clock()
             new = PageState(event.lesson.id, event.lesson.title, 0, len(event.lesson.steps), started=now)
         elif isinstance(event, ev.StepStarted):
@@ -104,6 +131,7 @@ class PageModel:
                 status="running",
                 notes=event.notes,
                 step_started=self.clock(),
+                slide=self._slide(event.lesson, event.index),
             )
         elif isinstance(event, ev.StepFinished):
             new = dataclasses.replace(s, status="passed" if event.passed else "failed")

@@ -34,7 +34,8 @@ HEARTBEAT = 15.0
 _SECURITY_HEADERS = {
     # style-src needs 'unsafe-inline': the terminal views carry their colours in style attributes
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "img-src 'self' data:; connect-src 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; "
+    "form-action 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -139,6 +140,9 @@ class PageServer:
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._page("trainer"))
         app.router.add_get("/room", self._page("room"))
+        app.router.add_get("/slides", self._static("slides.html", "text/html"))
+        app.router.add_get("/slides.js", self._static("slides.js", "text/javascript"))
+        app.router.add_get("/deck", self._deck)
         app.router.add_get("/page.js", self._static("page.js", "text/javascript"))
         app.router.add_get("/page.css", self._static("page.css", "text/css"))
         app.router.add_get("/events/{view:room|trainer}", self._events)
@@ -155,7 +159,8 @@ class PageServer:
         if request.host not in self._allowed_hosts:
             return web.Response(status=403, text=f"refused: this page answers only to Host {self.host}:{self.port}\n")
         response = await handler(request)
-        response.headers.update(_SECURITY_HEADERS)
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)  # the deck brings its own policy
         return response
 
     def _page(self, view: str) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -173,6 +178,15 @@ class PageServer:
             return web.Response(body=body, content_type=content_type, charset="utf-8")
 
         return static
+
+    async def _deck(self, request: web.Request) -> web.Response:
+        deck = await self._loop.run_in_executor(self._fold, self.model.deck)
+        if deck is None:
+            return web.Response(status=404, text="no lesson has started yet\n")
+        # `workshop slides`' own page, with its own policy in a meta tag (only its inline style and script, by hash);
+        # a policy in the header would be combined with it and refuse them
+        headers = {"Content-Security-Policy": "frame-ancestors 'self'"}
+        return web.Response(text=deck, content_type="text/html", charset="utf-8", headers=headers)
 
     def _received(self, event: object) -> None:
         future = self._loop.run_in_executor(self._fold, self.model.apply, event)
