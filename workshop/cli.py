@@ -182,9 +182,11 @@ def _recorded(env: Environment, args: argparse.Namespace, handler: Handler) -> i
         Renderer(env).error(str(e))
         return 2
     env.stdout = args.recorder.stream
+    env.taps.append(args.recorder.hear)
     try:
         return handler(env, args)
     finally:
+        env.taps.remove(args.recorder.hear)
         env.stdout = terminal
         saved = args.recorder.save()
         Renderer(env).text(f"transcript saved: {saved}", "muted")
