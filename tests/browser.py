@@ -18,7 +18,7 @@ WIDTH, HEIGHT = 1280, 760  # a 1280x720 slide and the 40px bar under it
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     require_tool("chromium")
     try:
         from playwright.sync_api import sync_playwright
@@ -28,8 +28,16 @@ def browser() -> Iterator[Browser]:
         pytest.skip("needs playwright (pip install -e '.[dev]')")
     # As root Chromium refuses to start with its sandbox; the pages are our own, offline ones.
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    # Chromium's GTK side writes a dconf cache (and more) below $HOME: the machine's home stays as it was
+    home = tmp_path_factory.mktemp("chromium-home")
+    env: dict[str, str | float | bool] = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_CONFIG_HOME": str(home),
+    }
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=args)
+        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=args, env=env)
         yield b
         b.close()
 
