@@ -80,15 +80,17 @@ def test_a_process_in_a_nested_pid_namespace_lands_in_the_nested_box_inside_its_
 
 
 def test_nsenter_into_a_nested_namespace_does_not_move_its_box() -> None:
-    """A process that entered INNER from the host (its parent two levels up) does not outvote INNER's own init."""
+    """Processes that entered INNER from the host (their parent two levels up) do not outvote INNER's own init."""
     snap = nested()
-    entered = proc(105, 100, "sh", (105, 4, 2), pid=INNER, pid_for_children=INNER)
-    snap = snapshot_of([*snap.procs.values(), entered], snap.focus)
+    entered = [
+        proc(pid, 100, "sh", (pid, pid - 100, pid - 103), pid=INNER, pid_for_children=INNER) for pid in (105, 106)
+    ]
+    snap = snapshot_of([*snap.procs.values(), *entered], snap.focus)
     d = model.build(snap, diff(None, snap))
     assert d.pid_root is not None
     (outer,) = d.pid_root.children
     (inner,) = outer.children
-    assert [p.pid for p in inner.procs] == [104, 105]
+    assert [p.pid for p in inner.procs] == [104, 105, 106]
 
 
 def test_changes_are_marked_new_processes_and_new_namespaces_only() -> None:
@@ -177,24 +179,38 @@ def test_a_link_new_in_the_step_is_marked() -> None:
 
 def test_an_overlay_is_drawn_as_its_layers_and_cgroups_with_limit_count_and_members() -> None:
     snap = snapshot_of([proc(100, 1, "bash"), proc(200, 100, "sh", mnt=MNT_A)], {"host": 100, "container": 200})
-    overlay = Mount(7, "/w/merged", "overlay", "overlay", "/", "rw", "private", lower="/w/l2:/w/l1", upper="/w/up")
-    mounts = MountsSnapshot((MountTable(MNT_A, ("container",), 200, (overlay,)),), HOST_NS["mnt"], ())
+    on_host = Mount(7, "/w/merged", "overlay", "overlay", "/", "rw", "private", lower="/w/l2:/w/l1", upper="/w/up")
+    as_root = Mount(9, "/", "overlay", "overlay", "/", "rw", "private", lower="/w/l2:/w/l1", upper="/w/up")
+    mounts = MountsSnapshot(
+        (
+            MountTable(HOST_NS["mnt"] or 0, ("host",), 100, (on_host,)),
+            MountTable(MNT_A, ("container",), 200, (as_root,)),
+        ),
+        HOST_NS["mnt"],
+        (),
+    )
     before = CgroupsSnapshot(Path("/cg"), True, (), ())
     cg = CgroupsSnapshot(
         Path("/cg"), True, (Membership("container", 200, "/workshop/ws1"),), (PidsCgroup("ws1", "10", 3, 2, 3),)
     )
-    mounts_before = MountsSnapshot((MountTable(MNT_A, ("container",), 200, ()),), HOST_NS["mnt"], ())
+    mounts_before = MountsSnapshot(
+        (MountTable(HOST_NS["mnt"] or 0, ("host",), 100, ()), MountTable(MNT_A, ("container",), 200, ())),
+        HOST_NS["mnt"],
+        (),
+    )
     extras = ExtrasDiff(
         ("mounts", "cgroups"), mounts=diff_mounts(mounts_before, mounts), cgroups=diff_cgroups(before, cg)
     )
     d = model.build(snap, diff(None, snap), extras)
-    assert d.overlays == (model.Overlay("/w/merged", ("/w/l2", "/w/l1"), "/w/up", ("container",), True),)
+    # one filesystem, seen at its mount point from the host and as / in the container that pivoted into it
+    seen = (("/w/merged", ("host",)), ("/", ("container",)))
+    assert d.overlays == (model.Overlay(("/w/l2", "/w/l1"), "/w/up", seen, (200,), True),)
     (group,) = d.cgroups
     assert group.name == "ws1" and group.members == (200,) and group.new
     assert group.lines[0] == "pids 3 / max 10" and "forks refused 2 (+2)" in group.lines
     text = dot.to_dot(d)
-    assert "subgraph cluster_overlay_0" in text and "upper (writable)" in text and "lower 2 (read-only)" in text
-    assert "p200 -> g0" in text
+    assert "subgraph cluster_overlay_0" in text and "upper: writable" in text and "lower 2: read-only" in text
+    assert "p200 -> g0" in text and "p200 -> o0_merged" in text
 
 
 # --- escaping ---

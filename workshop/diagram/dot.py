@@ -39,6 +39,11 @@ def _clean(value: object) -> str:
     return line if len(line) <= _MAX_LINE else line[: _MAX_LINE - 1] + "…"
 
 
+def path(value: str, width: int = _MAX_LINE) -> str:
+    """A long path cut at its start, where sessions' work dirs all look alike: `…/c1/upper`."""
+    return value if len(value) <= width else "…" + value[-(width - 1) :]
+
+
 def text(*lines: object) -> str:
     """A label of centred lines, each escaped for DOT (backslashes, quotes, `<…>`)."""
     return graphviz.nohtml("\\n".join(graphviz.escape(_clean(line)) for line in lines if line != ""))  # type: ignore[no-any-return]
@@ -71,8 +76,12 @@ def box_label(box: PidBox) -> str:
         title = "host PID namespace"
     else:
         title = f"PID namespace {box.inode}"
-    shared = "everyone here: own " + " ".join(t.name for t in box.shared) if box.shared else ""
-    return text(f"{title}  {_mark(box.new)}".strip(), shared)
+    names = [t.name for t in box.shared]
+    # a few names a line: a box whose processes have five namespaces of their own stays narrow
+    shared = [" ".join(names[i : i + 4]) for i in range(0, len(names), 4)]
+    if shared:
+        shared[0] = "everyone here: own " + shared[0]
+    return text(f"{title}  {_mark(box.new)}".strip(), *shared)
 
 
 def _pid_box(graph: Any, box: PidBox) -> None:
@@ -136,21 +145,26 @@ def _cable(graph: Any, cable: Cable) -> None:
 
 def _overlay(graph: Any, n: int, overlay: Overlay) -> None:
     with graph.subgraph(name=f"cluster_overlay_{n}") as c:
-        consoles = "seen by " + ", ".join(overlay.consoles) if overlay.consoles else ""
         c.attr(
-            label=text(f"overlay  {_mark(overlay.new)}".strip(), consoles),
+            label=text(f"overlay  {_mark(overlay.new)}".strip()),
             style="rounded",
             labeljust="l",
             **_new_style(overlay.new),
         )
-        layers = [(f"o{n}_merged", text("merged (what the container sees)", overlay.target))]
+        where = []
+        for target, consoles in overlay.seen:
+            who = f"{', '.join(consoles) or 'no console'}: "
+            where.append(who + path(target, _MAX_LINE - len(who)))
+        layers = [(f"o{n}_merged", text("merged: what the container sees", *where))]
         if overlay.upper:
-            layers.append((f"o{n}_upper", text("upper (writable)", overlay.upper)))
-        layers += [(f"o{n}_lower{i}", text(f"lower {i + 1} (read-only)", path)) for i, path in enumerate(overlay.lower)]
+            layers.append((f"o{n}_upper", text("upper: writable, the container's changes", path(overlay.upper))))
+        layers += [(f"o{n}_lower{i}", text(f"lower {i + 1}: read-only", path(p))) for i, p in enumerate(overlay.lower)]
         for node, label in layers:
             c.node(node, label, shape="box", style="filled", fillcolor="#f8fafc", width="3")
         for (top, _), (below, _) in itertools.pairwise(layers):
             c.edge(top, below, style="invis")  # stacked: each layer drawn on top of the one below
+    for pid in overlay.roots:
+        graph.edge(f"p{pid}", f"o{n}_merged", label=text("its /"), style="dashed", color="#71717a", constraint="false")
 
 
 def _cgroups(graph: Any, cgroups: tuple[CgroupNode, ...]) -> None:

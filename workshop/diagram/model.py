@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from workshop.observe.common import Mark
 from workshop.observe.links import Link, LinksDiff, NetNs
+from workshop.observe.mounts import Mount
 from workshop.observe.process_diff import Diff, NsEvent
 from workshop.observe.process_tree import Proc, Snapshot, inner_pid
 from workshop.observe.resources import ExtrasDiff
@@ -101,12 +102,16 @@ class Cable:
 
 @dataclass(frozen=True)
 class Overlay:
-    target: str
+    """One overlay filesystem (its layers), wherever it shows: at its mount point on the host, at `/` in the
+    container that pivoted into it."""
+
     lower: tuple[str, ...]
     """Lowest layer last, as overlayfs lists them (`lowerdir=top:…:bottom`)."""
     upper: str | None
-    consoles: tuple[str, ...]
-    """Consoles in the mount namespace it was seen in."""
+    seen: tuple[tuple[str, tuple[str, ...]], ...]
+    """(mount point, the consoles of the mount namespace it is mounted there in), per mount namespace."""
+    roots: tuple[int, ...]
+    """Console focus processes whose `/` it is."""
     new: bool
 
 
@@ -156,28 +161,25 @@ def _parent_namespaces(snap: Snapshot) -> dict[int, int | None]:
     depth) is in the parent namespace. `nsenter` makes a process whose parent is two levels up: then another process
     of the same namespace says, or the nearest shallower ancestor does (best effort: drawn one box too far out)."""
     ns_of = {pid: p.ns.get("pid") for pid, p in snap.procs.items()}
-    votes: dict[int, dict[int | None, int]] = {}
+    votes: dict[int, dict[int | None, list[int]]] = {}
+    """inode -> candidate parent -> [ancestors one level up, ancestors further up] that named it."""
     for proc in snap.procs.values():
         inode = ns_of[proc.pid]
         if inode is None:
             continue
+        tally = votes.setdefault(inode, {})
         depth = _depth(proc)
-        if depth == 0:
-            votes.setdefault(inode, {})
-            continue
         seen = {proc.pid}
-        current = snap.procs.get(proc.ppid)
+        current = snap.procs.get(proc.ppid) if depth > 0 else None
         while current is not None and current.pid not in seen:
             seen.add(current.pid)
             if ns_of[current.pid] != inode and _depth(current) < depth:
-                weight = 2 if _depth(current) == depth - 1 else 1
-                tally = votes.setdefault(inode, {})
-                tally[ns_of[current.pid]] = tally.get(ns_of[current.pid], 0) + weight
+                counts = tally.setdefault(ns_of[current.pid], [0, 0])
+                counts[0 if _depth(current) == depth - 1 else 1] += 1
                 break
             current = snap.procs.get(current.ppid)
-        else:
-            votes.setdefault(inode, {})
-    return {inode: (max(tally, key=lambda k: tally[k]) if tally else None) for inode, tally in votes.items()}
+    # One level up beats any number of processes that came in from further out
+    return {inode: max(tally, key=lambda k: tally[k]) if tally else None for inode, tally in votes.items()}
 
 
 def _tags(snap: Snapshot) -> dict[tuple[str, int], NsTag]:
@@ -366,19 +368,33 @@ def _link(namespaces: Iterable[NetNs], where: tuple[int, int]) -> Link:
 # --- mounts and cgroups ---
 
 
-def _overlays(extras: ExtrasDiff) -> Iterator[Overlay]:
+def _overlays(snap: Snapshot, extras: ExtrasDiff) -> Iterator[Overlay]:
+    """The overlays in the lesson's mount namespaces, each once: the same layers seen from the host and from the
+    container are one filesystem (the mount options name the layers as the lesson gave them, in every namespace)."""
     if extras.mounts is None:
         return
-    seen: set[tuple[str, str | None, str | None]] = set()
+    found: dict[tuple[str | None, str | None], list[tuple[Mount, tuple[str, ...], bool]]] = {}
     for report in extras.mounts.reports:
         new = {c.mount.mount_id for c in report.changes if c.mark is Mark.NEW}
         for mount in report.table.mounts or ():
-            key = (mount.target, mount.lower, mount.upper)
-            if mount.fstype != "overlay" or key in seen:
-                continue
-            seen.add(key)
-            lower = tuple(mount.lower.split(":")) if mount.lower else ()
-            yield Overlay(mount.target, lower, mount.upper, report.table.consoles, mount.mount_id in new)
+            if mount.fstype == "overlay":
+                seen = (mount, report.table.consoles, mount.mount_id in new)
+                found.setdefault((mount.lower, mount.upper), []).append(seen)
+    for (lower, upper), places in found.items():
+        roots = tuple(
+            snap.focus[console]
+            for mount, consoles, _ in places
+            if mount.target == "/"
+            for console in consoles
+            if console in snap.focus
+        )
+        yield Overlay(
+            lower=tuple(lower.split(":")) if lower else (),
+            upper=upper,
+            seen=tuple((mount.target, consoles) for mount, consoles, _ in places),
+            roots=roots,
+            new=any(new for _, _, new in places),
+        )
 
 
 def _cgroups(snap: Snapshot, extras: ExtrasDiff) -> Iterator[CgroupNode]:
@@ -420,7 +436,7 @@ def build(snap: Snapshot, d: Diff, extras: ExtrasDiff | None = None) -> Diagram:
     cables: tuple[Cable, ...] = ()
     if extras is not None and extras.links is not None:
         net, cables = _network(snap, d, extras.links)
-    overlays = tuple(_overlays(extras)) if extras is not None else ()
+    overlays = tuple(_overlays(snap, extras)) if extras is not None else ()
     cgroups = tuple(_cgroups(snap, extras)) if extras is not None else ()
     gone = tuple(f"{p.comm}({p.pid})" for p in d.gone[:_GONE_SHOWN])
     if len(d.gone) > _GONE_SHOWN:
