@@ -31,9 +31,75 @@ from workshop.engine import events as ev
 from workshop.engine.driver import LessonDriver
 from workshop.environment import Environment
 from workshop.lesson import loader
+from workshop.lesson.loader import load_lesson
+from workshop.lesson.model import Lesson
 from workshop.observe.links import NetNs, peer_of
 
 LESSONS = {lesson.id: lesson for lesson in loader.load_all(loader.lesson_files(REPO / "lessons"))}
+NESTED = """\
+---
+id: diagram-nested
+title: PID namespaces two deep
+requires: [root, unshare]
+consoles: [host, container]
+---
+
+# PID namespaces two deep
+
+No shipped lesson nests a PID namespace in another; the diagram must still draw the boxes as the kernel nests them.
+
+## A PID namespace
+
+```run container
+unshare --pid --fork --mount-proc /bin/sh
+```
+
+```check
+# the container shell is PID 1 of a PID namespace of its own
+[ "$(nspid {{pid.container}})" = 1 ]
+not in_host_ns {{pid.container}} pid
+```
+
+## One inside it
+
+```run container
+unshare --pid --fork --mount-proc /bin/sh
+```
+
+```check
+# the container shell has a PID in three PID namespaces
+[ "$(awk '/^NSpid:/ { print NF - 1 }' /proc/{{pid.container}}/status)" = 3 ]
+```
+
+## Two visitors from the host
+
+```run host
+nsenter --target {{pid.container}} --pid --mount sleep 300 &
+nsenter --target {{pid.container}} --pid --mount sleep 301 &
+```
+
+```check
+# both sleeps run, each a child of its nsenter in the host console
+visitors() { [ "$(pgrep -x sleep -P "$(pgrep -d, -x nsenter -P {{pid.host}})" | wc -l)" = 2 ]; }
+eventually visitors
+```
+
+## The visitors leave
+
+```run host
+kill %1 %2; wait
+```
+
+```check
+# no nsenter is left in the host console
+not pgrep -x nsenter -P {{pid.host}}
+```
+
+# Recap
+
+Boxes in boxes.
+"""
+"""No shipped lesson nests a PID namespace two deep, nor visits one with nsenter: this one does, for the test."""
 NS_GET_PARENT = 0xB702
 """_IO(0xb7, 0x2) from linux/nsfs.h: an fd of the PID namespace a PID namespace is nested in."""
 
@@ -83,11 +149,12 @@ class Steps:
         self.steps.append(Step(event, parents))
 
 
-def run_lesson(env: Environment, lesson_id: str) -> Steps:
+def run_lesson(env: Environment, lesson: Lesson) -> Steps:
+    lesson_id = lesson.id
     sink = Steps()
     driver = LessonDriver(env, sink, None, learner_mode=False)  # as `workshop run --yes`: try-it steps typed too
     try:
-        driver.start(LESSONS[lesson_id])
+        driver.start(lesson)
         while not driver.finished:
             outcome = driver.next()
             assert outcome is not None and outcome.passed, f"{lesson_id}: step {len(sink.finished)} failed"
@@ -172,10 +239,30 @@ def env(state_dir: Path) -> Environment:
 def test_the_diagram_of_every_step_matches_the_kernel(
     lesson_id: str, host_unchanged: HostState, env: Environment
 ) -> None:
+    check_lesson(env, LESSONS[lesson_id])
+
+
+@pytest.mark.root
+@pytest.mark.timeout(120)
+def test_pid_namespaces_two_deep_and_visitors_through_nsenter_are_drawn_as_the_kernel_nests_them(
+    host_unchanged: HostState, env: Environment, tmp_path: Path
+) -> None:
+    path = tmp_path / "lessons" / "diagram-nested.md"
+    path.parent.mkdir()
+    path.write_text(NESTED)
+    steps = check_lesson(env, load_lesson(path))
+    snaps = [step.observed.snapshot for step in steps]
+    assert any({len(p.nspid) - 1 for p in s.procs.values()} == {0, 1, 2} for s in snaps), "what this test is about"
+    visitors = [sum(1 for p in s.procs.values() if p.comm == "sleep" and len(p.nspid) == 3) for s in snaps]
+    assert 2 in visitors, "both visitors were observed two levels deep"
+
+
+def check_lesson(env: Environment, lesson: Lesson) -> list[Step]:
+    lesson_id = lesson.id
     for tool in ("dot", "unshare", "nsenter", "chroot", "pstree"):
         require_tool(tool)
-    steps = run_lesson(env, lesson_id).steps
-    assert len(steps) >= len(LESSONS[lesson_id].steps), "an observation after every step"
+    steps = run_lesson(env, lesson).steps
+    assert len(steps) >= len(lesson.steps), "an observation after every step"
     with ThreadPoolExecutor(max_workers=4) as pool:  # dot runs after the lesson: it cannot slow a step down
         drawn = list(pool.map(lambda s: draw(s[1], f"{lesson_id} {s[0] + 1}"), enumerate(steps)))
     cables = 0
@@ -187,3 +274,4 @@ def test_the_diagram_of_every_step_matches_the_kernel(
         check_svg(where, svg_text)
     if lesson_id in ("veth", "capstone"):
         assert cables > 0, "a lesson about veth pairs draws at least one"
+    return steps
