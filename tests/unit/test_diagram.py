@@ -46,7 +46,7 @@ def proc(
 
 def snapshot_of(procs: Iterable[Proc], focus: Mapping[str, int]) -> Snapshot:
     by_pid = {p.pid: p for p in procs}
-    return Snapshot(procs=by_pid, roots={"host": 100}, focus=focus, host_ns=HOST_NS)
+    return Snapshot(procs=by_pid, roots=dict(focus), focus=focus, host_ns=HOST_NS)
 
 
 def nested() -> Snapshot:
@@ -106,6 +106,10 @@ def test_changes_are_marked_new_processes_and_new_namespaces_only() -> None:
     assert all(b.new for b in d.boxes() if not b.is_host)
     assert d.gone == ("sleep(101)",)
 
+    (sh,) = [p for b in d.boxes() for p in b.procs if p.pid == 104]
+    assert set(sh.moves) == {"new namespace mnt#1", "new namespace uts#1", "new namespace pid"}, "as the ns view says"
+    assert d.gone_namespaces == ()
+
     again = model.build(after, diff(after, after))
     assert not any(p.new for b in again.boxes() for p in b.procs) and not any(b.new for b in again.boxes())
 
@@ -149,7 +153,9 @@ def test_a_veth_pair_between_two_namespaces_is_one_cable_between_them_labelled_w
     host = next(n for n in d.net if n.tag == "host")
     assert host.links == (), "of the host's links only the lesson's are drawn"
     assert [n.tag for n in d.net] == ["host", "net#1", "net#2"]
-    assert not any(n.new for n in d.net), "at the first observation nothing is news"
+    assert [n.new for n in d.net] == [False, True, True], "the consoles' first sight: the diff says created"
+    later = model.build(snap, diff(snap, snap), ExtrasDiff(("links",), links=diff_links(links, links)))
+    assert not any(n.new for n in later.net) and not any(c.new for c in later.cables)
     assert d.pid_root is not None and d.pid_root.shared == ()
     assert {p.pid: [t.name for t in p.own] for p in d.pid_root.procs} == {100: [], 200: ["net#1"], 300: ["net#2"]}
 

@@ -66,7 +66,7 @@ def proc_label(proc: ProcNode) -> str:
     pids = f"PID {proc.inner_pid} · host {proc.pid}" if proc.inner_pid is not None else f"PID {proc.pid}"
     own = "own " + " ".join(t.name for t in proc.own) if proc.own else ""
     consoles = "console: " + ", ".join(proc.consoles) if proc.consoles else ""
-    return text(_mark(proc.new), proc.comm, pids, own, consoles)
+    return text(_mark(proc.new), proc.comm, pids, own, consoles, *proc.moves)
 
 
 def box_label(box: PidBox) -> str:
@@ -92,7 +92,8 @@ def _pid_box(graph: Any, box: PidBox) -> None:
         if box.new:
             c.attr(fillcolor=fill)  # the outline says new; the fill keeps saying how deep
         for proc in box.procs:
-            c.node(f"p{proc.pid}", proc_label(proc), shape="box", style="rounded,filled", **_new_style(proc.new))
+            changed = proc.new or bool(proc.moves)  # a console that entered or made a namespace changed too
+            c.node(f"p{proc.pid}", proc_label(proc), shape="box", style="rounded,filled", **_new_style(changed))
         for child in box.children:
             _pid_box(c, child)
 
@@ -223,9 +224,18 @@ def to_dot(diagram: Diagram, title: str = "") -> str:
         _overlay(g, n, overlay)
     if diagram.cgroups:
         _cgroups(g, diagram.cgroups)
+    gone = []
     if diagram.gone:
-        g.node("gone", text("ended in this step:", ", ".join(diagram.gone)), shape="plaintext", fontcolor="#71717a")
+        gone += ["ended in this step:", *_few_a_line(diagram.gone)]
+    if diagram.gone_namespaces:
+        gone += ["namespaces gone:", *_few_a_line(diagram.gone_namespaces)]
+    if gone:
+        g.node("gone", text(*gone), shape="plaintext", fontcolor="#71717a")
     return str(g.source)
+
+
+def _few_a_line(items: tuple[str, ...], n: int = 3) -> list[str]:
+    return [", ".join(items[i : i + n]) for i in range(0, len(items), n)]
 
 
 def _focus_in(diagram: Diagram, box: NetBox) -> list[int]:

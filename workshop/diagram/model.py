@@ -46,6 +46,8 @@ class ProcNode:
     consoles: tuple[str, ...]
     """Consoles whose focus (the process the learner talks to) it is."""
     new: bool
+    moves: tuple[str, ...] = ()
+    """What its console's focus did in the step, by namespace: `new net#1`, `joined mnt#2`, `back to host uts`."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class Diagram:
     cgroups: tuple[CgroupNode, ...]
     gone: tuple[str, ...]
     """Processes that ended in the step (`sleep(4242)`), for a note."""
+    gone_namespaces: tuple[str, ...] = ()
+    """Namespaces no lesson process is in any more (`net 4026532241`)."""
 
     def boxes(self) -> Iterator[PidBox]:
         """Every PID box, parents before children."""
@@ -209,6 +213,24 @@ def _created(d: Diff, ns_type: str) -> set[int]:
     return {c.after for c in d.ns_changes if c.ns_type == ns_type and c.event is NsEvent.CREATED and c.after}
 
 
+_MOVES = (NsEvent.CREATED, NsEvent.JOINED, NsEvent.BACK_TO_HOST, NsEvent.CHANGED)
+
+
+def _moves(d: Diff, consoles: Iterable[str], tags: Mapping[tuple[str, int], NsTag]) -> tuple[str, ...]:
+    """How the focus of `consoles` moved between namespaces in the step (the namespace view's `● new`, `● joined`)."""
+    wanted = set(consoles)
+    moves = []
+    for change in d.ns_changes:
+        if change.console not in wanted or change.event not in _MOVES or change.ns_type not in (*SHOWN_TYPES, "pid"):
+            continue
+        tag = tags.get((change.ns_type, change.after)) if change.after is not None else None
+        name = tag.name if tag is not None else change.ns_type
+        moves.append(
+            f"{change.event.value} {name}" if change.event is not NsEvent.BACK_TO_HOST else f"back to host {name}"
+        )
+    return tuple(dict.fromkeys(moves))
+
+
 def _pid_boxes(snap: Snapshot, d: Diff) -> tuple[PidBox | None, tuple[PidBox, ...]]:
     tags = _tags(snap)
     host = snap.host_ns.get("pid")
@@ -241,6 +263,7 @@ def _pid_boxes(snap: Snapshot, d: Diff) -> tuple[PidBox | None, tuple[PidBox, ..
                 own=tuple(t for t in _own(p, tags) if t not in shared),
                 consoles=tuple(consoles.get(p.pid, ())),
                 new=p.pid in d.new_pids,
+                moves=_moves(d, consoles.get(p.pid, ()), tags),
             )
             for p in procs
         )
@@ -441,4 +464,5 @@ def build(snap: Snapshot, d: Diff, extras: ExtrasDiff | None = None) -> Diagram:
     gone = tuple(f"{p.comm}({p.pid})" for p in d.gone[:_GONE_SHOWN])
     if len(d.gone) > _GONE_SHOWN:
         gone += (f"and {len(d.gone) - _GONE_SHOWN} more",)
-    return Diagram(root, orphans, net, cables, overlays, cgroups, gone)
+    gone_ns = tuple(f"{ns_type} {inode}" for ns_type, inode in d.gone_namespaces)
+    return Diagram(root, orphans, net, cables, overlays, cgroups, gone, gone_ns)
