@@ -14,7 +14,7 @@ import pytest
 from tests.ci import require_tool
 from tests.diagram_layout import read_layout
 from tests.ns_inodes import HOST_NS
-from workshop.diagram import DiagramError, dot, model, svg
+from workshop.diagram import DiagramError, build, dot, model, svg
 from workshop.engine.events import Observed
 from workshop.observe.cgroups import CgroupsSnapshot, Membership, PidsCgroup, diff_cgroups
 from workshop.observe.links import Link, LinksSnapshot, NetNs, diff_links
@@ -64,7 +64,7 @@ def nested() -> Snapshot:
 
 
 def test_a_process_in_a_nested_pid_namespace_lands_in_the_nested_box_inside_its_parents() -> None:
-    d = model.build(nested(), diff(None, nested()))
+    d = build.build(nested(), diff(None, nested()))
     host = d.pid_root
     assert host is not None and host.is_host and [p.pid for p in host.procs] == [100, 101]
     (outer,) = host.children
@@ -86,11 +86,21 @@ def test_nsenter_into_a_nested_namespace_does_not_move_its_box() -> None:
         proc(pid, 100, "sh", (pid, pid - 100, pid - 103), pid=INNER, pid_for_children=INNER) for pid in (105, 106)
     ]
     snap = snapshot_of([*snap.procs.values(), *entered], snap.focus)
-    d = model.build(snap, diff(None, snap))
+    d = build.build(snap, diff(None, snap))
     assert d.pid_root is not None
     (outer,) = d.pid_root.children
     (inner,) = outer.children
     assert [p.pid for p in inner.procs] == [104, 105, 106]
+
+
+def test_an_unreadable_pid_namespace_is_a_box_of_its_own_and_nothing_is_drawn_twice() -> None:
+    snap = nested()
+    hidden = Proc(106, 104, "sh", "sh", (), {**HOST_NS, "pid": None}, None, 1000, -1)
+    snap = snapshot_of([*snap.procs.values(), hidden], snap.focus)
+    d = build.build(snap, diff(None, snap))
+    assert [b.inode for b in d.orphans] == [None] and [p.pid for p in d.orphans[0].procs] == [106]
+    drawn = [p.pid for b in d.boxes() for p in b.procs]
+    assert sorted(drawn) == sorted(snap.procs), "every process once"
 
 
 def test_changes_are_marked_new_processes_and_new_namespaces_only() -> None:
@@ -99,7 +109,7 @@ def test_changes_are_marked_new_processes_and_new_namespaces_only() -> None:
     after = snapshot_of(
         [*after.procs.values(), proc(101, 100, "unshare", starttime=2000, pid_for_children=OUTER)], after.focus
     )
-    d = model.build(after, diff(before, after))
+    d = build.build(after, diff(before, after))
     assert d.pid_root is not None and not d.pid_root.new
     new = {p.pid: p.new for b in d.boxes() for p in b.procs}
     assert new == {100: False, 101: True, 102: True, 103: True, 104: True}, "101 is a reused PID: a new process"
@@ -110,7 +120,7 @@ def test_changes_are_marked_new_processes_and_new_namespaces_only() -> None:
     assert set(sh.moves) == {"new namespace mnt#1", "new namespace uts#1", "new namespace pid"}, "as the ns view says"
     assert d.gone_namespaces == ()
 
-    again = model.build(after, diff(after, after))
+    again = build.build(after, diff(after, after))
     assert not any(p.new for b in again.boxes() for p in b.procs) and not any(b.new for b in again.boxes())
 
 
@@ -142,7 +152,7 @@ def veth_pair_snapshot() -> tuple[Snapshot, LinksSnapshot]:
 def test_a_veth_pair_between_two_namespaces_is_one_cable_between_them_labelled_with_addresses() -> None:
     snap, links = veth_pair_snapshot()
     extras = ExtrasDiff(("links",), links=diff_links(None, links))
-    d = model.build(snap, diff(None, snap), extras)
+    d = build.build(snap, diff(None, snap), extras)
     veths = [c for c in d.cables if c.kind == "veth"]
     assert [(c.a, c.b) for c in veths if c.b is not None] == [((NET_A, 2), (NET_B, 2))]
     (pair,) = [c for c in veths if c.b is not None]
@@ -154,7 +164,7 @@ def test_a_veth_pair_between_two_namespaces_is_one_cable_between_them_labelled_w
     assert host.links == (), "of the host's links only the lesson's are drawn"
     assert [n.tag for n in d.net] == ["host", "net#1", "net#2"]
     assert [n.new for n in d.net] == [False, True, True], "the consoles' first sight: the diff says created"
-    later = model.build(snap, diff(snap, snap), ExtrasDiff(("links",), links=diff_links(links, links)))
+    later = build.build(snap, diff(snap, snap), ExtrasDiff(("links",), links=diff_links(links, links)))
     assert not any(n.new for n in later.net) and not any(c.new for c in later.cables)
     assert d.pid_root is not None and d.pid_root.shared == ()
     assert {p.pid: [t.name for t in p.own] for p in d.pid_root.procs} == {100: [], 200: ["net#1"], 300: ["net#2"]}
@@ -174,7 +184,7 @@ def test_a_link_new_in_the_step_is_marked() -> None:
         links.host_ns,
     )
     extras = ExtrasDiff(("links",), links=diff_links(earlier, links))
-    d = model.build(snap, diff(snap, snap), extras)
+    d = build.build(snap, diff(snap, snap), extras)
     new = {(link.netns, link.name): link.new for n in d.net for link in n.links}
     assert new[(NET_A, "wsa")] and new[(NET_B, "wsb")] and not new[(NET_A, "lo")]
     assert all(c.new for c in d.cables if c.kind == "veth")
@@ -207,7 +217,7 @@ def test_an_overlay_is_drawn_as_its_layers_and_cgroups_with_limit_count_and_memb
     extras = ExtrasDiff(
         ("mounts", "cgroups"), mounts=diff_mounts(mounts_before, mounts), cgroups=diff_cgroups(before, cg)
     )
-    d = model.build(snap, diff(None, snap), extras)
+    d = build.build(snap, diff(None, snap), extras)
     # one filesystem, seen at its mount point from the host and as / in the container that pivoted into it
     seen = (("/w/merged", ("host",)), ("/", ("container",)))
     assert d.overlays == (model.Overlay(("/w/l2", "/w/l1"), "/w/up", seen, (200,), True),)
@@ -225,7 +235,7 @@ def test_an_overlay_is_drawn_as_its_layers_and_cgroups_with_limit_count_and_memb
 @pytest.mark.parametrize("comm", ["<script>", '"a b"', "a\\", "a\\nb", "x\ny", "<b>x</b>", "{ } ; -> [", "\udcff"])
 def test_whatever_a_process_is_called_is_a_label_never_dot(comm: str) -> None:
     snap = snapshot_of([proc(100, 1, "bash"), proc(101, 100, comm)], {"host": 100})
-    text = dot.to_dot(model.build(snap, diff(None, snap)))
+    text = dot.to_dot(build.build(snap, diff(None, snap)))
     for line in text.splitlines():
         if line.strip().startswith("p101 "):
             label = line.split("label=", 1)[1]
@@ -246,7 +256,7 @@ def test_dot_puts_every_process_in_the_cluster_of_its_pid_namespace_nested_as_th
     snap, links = veth_pair_snapshot()
     snap = snapshot_of([*snap.procs.values(), *nested().procs.values()], {**snap.focus, "container": 104})
     extras = ExtrasDiff(("links",), links=diff_links(None, links))
-    layout = read_layout(svg.render(dot.to_dot(model.build(snap, diff(None, snap), extras)), "json"))
+    layout = read_layout(svg.render(dot.to_dot(build.build(snap, diff(None, snap), extras)), "json"))
     host = f"cluster_pid_{HOST_NS['pid']}"
     assert layout.home["p104"] == f"cluster_pid_{INNER}" and layout.home["p102"] == f"cluster_pid_{OUTER}"
     assert layout.parent[f"cluster_pid_{INNER}"] == f"cluster_pid_{OUTER}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from workshop.diagram import dot, model
+from workshop.diagram import build, dot
 from workshop.engine import processes
 from workshop.engine.events import Observed
 
@@ -47,7 +47,7 @@ def render_svg(dot_source: str, timeout: float = TIMEOUT) -> str:
 
 def dot_for(event: Observed, title: str = "") -> str:
     """The DOT source of the diagram of an `Observed` event (what a step left behind)."""
-    return dot.to_dot(model.build(event.snapshot, event.diff, event.extras), title)
+    return dot.to_dot(build.build(event.snapshot, event.diff, event.extras), title)
 
 
 def svg_for(event: Observed, title: str = "") -> str:
