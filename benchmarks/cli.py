@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from benchmarks import bundle_bench, curriculum, observer_bench, report, startup, step_bench
+from benchmarks import bundle_bench, curriculum, observer_bench, report, serve_bench, startup, step_bench
 from benchmarks.measure import Row, Verdict, skipped
 
-PARTS = ("observer", "step", "startup", "curriculum", "bundle")
+PARTS = ("observer", "step", "serve", "startup", "curriculum", "bundle")
 CAPTION = (
     "Medians on one machine in one run ({machine}). Host processes: the total on the host while measuring, topped "
     "up with a tree of `sleep`s. Lesson view: what the tool does after each step (scan every process's stat, read "
@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure: dict[str, Callable[[], list[Row]]] = {
         "observer": lambda: observer_bench.rows(sizes, repeat),
         "step": lambda: step_bench.rows(repeat),
+        "serve": lambda: serve_bench.rows(repeat),
         "startup": lambda: startup.rows(repeat),
         "curriculum": lambda: (
             [Row("whole curriculum, `workshop run --yes`", "—", "—", "—", "—", Verdict.SKIPPED, "--quick")]

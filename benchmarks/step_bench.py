@@ -13,6 +13,7 @@ import io
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks.measure import Row, is_root, judge, median_ms, ms, skipped, time_command
@@ -69,17 +70,18 @@ class _Clock:
         )
 
 
-def rows(repeat: int) -> list[Row]:
-    what = f"per-step overhead (`{COMMAND}`)"
-    target = f"< {TARGET_MS:.0f} ms"
-    if not is_root():
-        return [skipped(what, target, "needs root")]
+def step_times(
+    repeat: int, taps: Sequence[Callable[[object], None]] = ()
+) -> tuple[list[float], list[float], list[tuple[float, ...]], float]:
+    """The tool's time per step and the bare command's, alternately, after one warm-up; with `taps`, every event
+    also goes to them (as `--serve` does). Also the phases and pexpect's delay before each send."""
     with tempfile.TemporaryDirectory(prefix="ws-bench-") as tmp:
         lessons = Path(tmp) / "lessons"
         (lessons / "bench-step").mkdir(parents=True)
         (lessons / "bench-step" / "lesson.md").write_text(LESSON)
         buffer = io.StringIO()
         env = Environment(stdout=buffer, state_dir=Path(tmp) / "state", lessons_dir=lessons, width=100)
+        env.taps.extend(taps)
         lesson = Catalog.load(env).find("bench-step")
         assert lesson is not None
         clock = _Clock(Renderer(env))
@@ -109,6 +111,15 @@ def rows(repeat: int) -> list[Row]:
                 phases.append(clock.phases())
         finally:
             session.close()
+    return tool, raw, phases, delay
+
+
+def rows(repeat: int) -> list[Row]:
+    what = f"per-step overhead (`{COMMAND}`)"
+    target = f"< {TARGET_MS:.0f} ms"
+    if not is_root():
+        return [skipped(what, target, "needs root")]
+    tool, raw, phases, delay = step_times(repeat)
     overhead = median_ms(tool) - median_ms(raw)
     breakdown = ", ".join(
         f"{name} {statistics.median(p[k] for p in phases) * 1000:.1f}" for k, name in enumerate(PHASES)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.browser import browser as browser  # the real Chromium fixture, for every test module
 from tests.ci import IN_CI, missing, require_root
 from tests.harness import REPO, repl_environment
 from tests.hygiene import HostState

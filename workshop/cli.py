@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the real imports happen inside the commands: `workshop list
 COMMANDS = ("shell", "list", "run", "doctor", "cleanup", "rootfs", "new", "check", "slides")
 THEMES = ("default", "projector")
 PLAIN_HELP = "no colour, ASCII only, no animation (NO_COLOR=1 alone drops the colour)"
+SERVE_HELP = "a local page that follows the session: the diagram, and for the trainer notes and a timer"
+SERVE_AT_HELP = "serve that page on this address (default 127.0.0.1:8017; a non-loopback address opens it to others)"
 THEME_HELP = "projector: large and high contrast for a room (the default with --present)"
 NEEDS_ROOT = ("shell", "run", "cleanup", "rootfs")
 RECORD_HELP = "save a transcript: FILE.html (a web page) or FILE.cast (asciinema v2)"
@@ -39,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theme", choices=THEMES, help=THEME_HELP)
     p.add_argument("--record", type=Path, metavar="FILE", help=RECORD_HELP)
     p.add_argument("--lessons", type=Path, action="append", metavar="DIR", help=LESSONS_HELP)
+    p.add_argument("--serve", action="store_true", help=SERVE_HELP)
+    p.add_argument("--serve-at", metavar="ADDR:PORT", help=SERVE_AT_HELP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     shell = sub.add_parser("shell", help="the interactive shell (the default); reopens where you left off")
     shell.add_argument("lesson", nargs="?", help="open this lesson (at the step where you left it)")
@@ -78,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
     for command in (shell, run):
         command.add_argument("--record", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=RECORD_HELP)
+        command.add_argument("--serve", action="store_true", default=argparse.SUPPRESS, help=SERVE_HELP)
+        command.add_argument("--serve-at", metavar="ADDR:PORT", default=argparse.SUPPRESS, help=SERVE_AT_HELP)
     return p
 
 
@@ -85,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     env = Environment.from_os()
     # `--theme projector`, `--record FILE`: values, not commands
-    values = {i + 1 for i, a in enumerate(args_list) if a in ("--theme", "--record", "--lessons")}
+    values = {i + 1 for i, a in enumerate(args_list) if a in ("--theme", "--record", "--lessons", "--serve-at")}
     first = next((a for i, a in enumerate(args_list) if not a.startswith("-") and i not in values), None)
     if first is not None and first not in COMMANDS:
         from workshop.ui.render import Renderer
@@ -111,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     signals.exit_on_termination()
     try:
+        if args.serve or args.serve_at:
+            return _served(env, args, HANDLERS[command])
         if args.record is not None:
             return _recorded(env, args, HANDLERS[command])
         return HANDLERS[command](env, args)
@@ -125,6 +133,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70  # EX_SOFTWARE
 
 
+def _served(env: Environment, args: argparse.Namespace, handler: Handler) -> int:
+    """`--serve`: the page that follows the session, for as long as the command runs."""
+    from workshop.serve import server
+    from workshop.serve.page_state import PageModel, default_diagram
+    from workshop.ui.render import Renderer
+
+    try:
+        host, port = server.parse_address(args.serve_at or server.DEFAULT_ADDRESS)
+        page = server.PageServer(host, port, PageModel(diagram=default_diagram(), curriculum=_lessons(env)))
+        url = page.start()
+    except server.ServeError as e:
+        Renderer(env).error(str(e))
+        return 2
+    env.taps.append(page.publish)
+    Renderer(env).text(f"the session's page: {url} (the room's view: {url}room)", "muted")
+    try:
+        return _recorded(env, args, handler) if args.record is not None else handler(env, args)
+    finally:
+        env.taps.remove(page.publish)
+        page.stop()
+
+
+def _lessons(env: Environment) -> Callable[[], Sequence[Lesson]]:
+    """The curriculum, for the decks' recaps; an empty one where the lesson files are broken (the lesson says so)."""
+
+    def lessons() -> Sequence[Lesson]:
+        from workshop.lesson import loader
+        from workshop.lesson.catalog import Catalog
+
+        try:
+            return Catalog.load(env).lessons
+        except loader.LessonError:
+            return ()
+
+    return lessons
+
+
 def _recorded(env: Environment, args: argparse.Namespace, handler: Handler) -> int:
     """`--record FILE`: the command's output also goes into a transcript, saved however the command ends."""
     from workshop.ui.render import Renderer
@@ -137,9 +182,11 @@ def _recorded(env: Environment, args: argparse.Namespace, handler: Handler) -> i
         Renderer(env).error(str(e))
         return 2
     env.stdout = args.recorder.stream
+    env.taps.append(args.recorder.hear)
     try:
         return handler(env, args)
     finally:
+        env.taps.remove(args.recorder.hear)
         env.stdout = terminal
         saved = args.recorder.save()
         Renderer(env).text(f"transcript saved: {saved}", "muted")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -52,6 +53,8 @@ class Environment:
     """`default` or `projector` (large, high contrast: `--theme projector`, and trainer mode)."""
     width: int | None = None
     """Fixed render width (tests); None means the terminal's."""
+    taps: list[Callable[[object], None]] = field(default_factory=list)
+    """Who else hears every engine event the renderer gets (`--serve`'s page); each must return at once."""
 
     @classmethod
     def from_os(cls) -> Environment:

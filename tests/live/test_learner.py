@@ -220,10 +220,15 @@ def test_run_records_a_cast_of_every_step(
     assert done.returncode == 0, done.stdout[-2000:]
     header, *events = [json.loads(line) for line in cast.read_text().splitlines()]
     assert header["version"] == 2
-    text = "".join(e[2] for e in events)
+    text = "".join(e[2] for e in events if e[1] == "o")
     for k in range(1, 7):
         assert f"step {k}/6" in text
     assert "unshare --uts /bin/sh" in text and "process: 6/6 steps passed" in text
+    # one marker where each step starts, so a player can jump from step to step
+    lesson = loader.load_lesson(REPO / "lessons" / "process" / "lesson.md")
+    markers = [e for e in events if e[1] == "m"]
+    assert [m[2] for m in markers] == [f"step {k}/6: {s.title}" for k, s in enumerate(lesson.steps, start=1)]
+    assert [m[0] for m in markers] == sorted(m[0] for m in markers)
 
 
 @pytest.mark.root

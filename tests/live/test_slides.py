@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.ci import IN_CI, require_tool
+from tests.browser import HEIGHT, WIDTH, Watched
 from tests.harness import REPO
 from workshop.lesson import loader
 from workshop.lesson.model import Lesson
@@ -23,7 +22,7 @@ from workshop.ui import slides, slides_html
 
 if TYPE_CHECKING:
     from PIL.Image import Image
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser
 
 SLIDES = REPO / "slides"
 LESSON_FILES = loader.lesson_files(REPO / "lessons")
@@ -248,49 +247,12 @@ def test_slides_into_a_file_is_a_clear_error(tmp_path: Path) -> None:
     assert target.read_text() == "keep me"
 
 
-# -- in a real browser: Debian's chromium, driven by Playwright -----------------------------------------------------
-WIDTH, HEIGHT = 1280, 760  # a 1280x720 slide and the 40px bar under it
+# -- in a real browser: Debian's chromium, driven by Playwright (tests/browser.py) -----------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_tool("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            pytest.fail("playwright is missing, and CI=true: pip install -e '.[dev]'")
-        pytest.skip("needs playwright (pip install -e '.[dev]')")
-    # As root Chromium refuses to start with its sandbox; the pages are our own, offline decks.
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=args)
-        yield b
-        b.close()
-
-
-class Watched:
-    """A page whose console errors, uncaught exceptions and network requests are all recorded."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.page: Page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
-        self.page.set_default_timeout(10_000)
-        self.problems: list[str] = []
-        self.page.on(
-            "console",
-            lambda m: self.problems.append(f"console.{m.type}: {m.text}") if m.type in ("error", "warning") else None,
-        )
-        self.page.on("pageerror", lambda e: self.problems.append(f"uncaught: {e}"))
-        self.page.on("request", lambda r: None if r.url.startswith("file:") else self.problems.append(r.url))
-
-    def hash(self) -> str:
-        return str(self.page.evaluate("location.hash"))
-
+class Deck(Watched):
     def visible_slides(self) -> list[str]:
         return [str(x) for x in self.page.evaluate(VISIBLE)]
-
-    def close(self) -> None:
-        self.page.close()
 
 
 VISIBLE = "() => [...document.querySelectorAll('.slide')].filter(s => s.checkVisibility()).map(s => s.id)"
@@ -298,8 +260,8 @@ OVERFLOW = "() => { const f = document.querySelector('.slide.active .frame'); re
 
 
 @pytest.fixture
-def watched(browser: Browser) -> Iterator[Watched]:
-    w = Watched(browser)
+def watched(browser: Browser) -> Iterator[Deck]:
+    w = Deck(browser)
     yield w
     w.close()
 
@@ -312,7 +274,7 @@ def _deck(path: Path) -> tuple[Lesson, Path]:
 
 
 @pytest.mark.parametrize("lesson_file", LESSON_FILES, ids=[p.parent.name for p in LESSON_FILES])
-def test_a_deck_opens_cleanly_and_the_keyboard_moves_through_it(lesson_file: Path, watched: Watched) -> None:
+def test_a_deck_opens_cleanly_and_the_keyboard_moves_through_it(lesson_file: Path, watched: Deck) -> None:
     lesson, deck = _deck(lesson_file)
     page = watched.page
     page.goto(deck.as_uri())
@@ -369,7 +331,7 @@ def _ink(image: Image) -> float:
 
 
 @pytest.mark.parametrize("lesson_file", LESSON_FILES, ids=[p.parent.name for p in LESSON_FILES])
-def test_a_screenshot_of_a_step_shows_its_title_and_commands(lesson_file: Path, watched: Watched) -> None:
+def test_a_screenshot_of_a_step_shows_its_title_and_commands(lesson_file: Path, watched: Deck) -> None:
     lesson, deck = _deck(lesson_file)
     page = watched.page
     page.set_content("<html><body></body></html>")
@@ -408,7 +370,7 @@ def test_a_screenshot_of_a_step_shows_its_title_and_commands(lesson_file: Path, 
     assert not watched.problems, f"{deck.name}: {watched.problems}"
 
 
-def test_the_index_opens_cleanly_and_links_every_deck(watched: Watched) -> None:
+def test_the_index_opens_cleanly_and_links_every_deck(watched: Deck) -> None:
     index = SLIDES / slides.INDEX
     assert index.is_file(), REBUILD
     lessons = loader.load_all(LESSON_FILES)

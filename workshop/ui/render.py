@@ -67,6 +67,8 @@ class Renderer:
     def __call__(self, event: ev.Event) -> None:
         from workshop.engine import events as ev
 
+        for tap in self.env.taps:
+            tap(event)
         if isinstance(event, ev.LessonStarted):
             self.lesson_started(event)
         elif isinstance(event, ev.StepStarted):

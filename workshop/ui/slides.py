@@ -155,6 +155,19 @@ def slides_of(lesson: Lesson, curriculum: Sequence[Lesson]) -> list[Slide]:
     return out
 
 
+def step_slide(lesson: Lesson, curriculum: Sequence[Lesson], index: int) -> int:
+    """The number (1-based, as `#N` in a deck's address) of the first slide of step `index` (0-based): its exercise
+    for a try-it step, else its own slide."""
+    slides = slides_of(lesson, curriculum)
+    before = len(slides) - 1 - sum(len(_step_slides(lesson, s, k, len(lesson.steps))) for k, s in
+                                   enumerate(lesson.steps, start=1))  # fmt: skip
+    return (
+        before
+        + 1
+        + sum(len(_step_slides(lesson, s, k, len(lesson.steps))) for k, s in enumerate(lesson.steps[:index], start=1))
+    )
+
+
 def _step_slides(lesson: Lesson, step: Step, k: int, total: int) -> list[Slide]:
     """A try-it step is first an exercise for the room, then its solution."""
     solution = _solution_slides(lesson, step, k, total)
