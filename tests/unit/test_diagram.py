@@ -4,6 +4,7 @@ itself made of it (read back from `dot -Tjson`)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
@@ -274,6 +275,14 @@ def test_the_svg_is_self_contained() -> None:
     assert out.lstrip().startswith("<svg") and "<!DOCTYPE" not in out and "<!--" not in out
     assert "url(" not in out and "<image" not in out and "href" not in out and "@import" not in out
     assert "a &lt;title&gt; &amp; more" in out
+
+
+def test_diagrams_on_one_page_share_no_element_id() -> None:
+    require_tool("dot")
+    snap = nested()
+    first, second = (svg.svg_for(Observed(snap, diff(None, snap))) for _ in range(2))
+    ids = [set(re.findall(r'\sid="([^"]+)"', one)) for one in (first, second)]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]
 
 
 def test_a_missing_dot_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

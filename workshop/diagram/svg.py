@@ -6,6 +6,7 @@ so it can be embedded in a page as it is and references nothing outside itself.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from workshop.diagram import build, dot
@@ -17,6 +18,9 @@ TIMEOUT = 10.0
 """dot lays out a lesson's step in tens of milliseconds; a runaway graph must not hang the session."""
 _PROLOGUE = re.compile(r"\A(?:\s*(?:<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->))*\s*", re.DOTALL)
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
+_ID = re.compile(r'(\sid=")')
+_FIGURES = itertools.count(1)
+"""Numbers the diagrams this process draws: a page or a recording holding several keeps every element id unique."""
 
 
 class DiagramError(Exception):
@@ -41,8 +45,11 @@ def self_contained(svg: str) -> str:
     return _COMMENT.sub("", _PROLOGUE.sub("", svg))
 
 
-def render_svg(dot_source: str, timeout: float = TIMEOUT) -> str:
-    return self_contained(render(dot_source, "svg", timeout))
+def render_svg(dot_source: str, timeout: float = TIMEOUT, id_prefix: str = "") -> str:
+    """The SVG, self-contained; with `id_prefix`, every element id starts with it (dot's ids, `node1`, `clust1`, repeat
+    in every drawing; nothing in them refers to an id, so renaming is safe)."""
+    svg = self_contained(render(dot_source, "svg", timeout))
+    return _ID.sub(rf"\1{id_prefix}", svg) if id_prefix else svg
 
 
 def dot_for(event: Observed, title: str = "") -> str:
@@ -55,4 +62,4 @@ def svg_for(event: Observed, title: str = "") -> str:
 
     Building the model and its DOT takes about a millisecond; dot itself 15-40 ms for a lesson's step on a 2-CPU
     machine (up to ~80 ms), so a front end on an event loop runs this in a thread (`asyncio.to_thread`)."""
-    return render_svg(dot_for(event, title))
+    return render_svg(dot_for(event, title), id_prefix=f"diagram{next(_FIGURES)}-")
