@@ -26,7 +26,20 @@ from workshop.environment import Environment
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 PROC, SYS = Path("/fake/proc"), Path("/fake/sys")
 ENV = Environment(proc_root=PROC, sys_root=SYS, state_dir=Path("/fake/state"), is_root=True)
-ALL_TOOLS = ("unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", "tar", "python3", "setpriv", "capsh")
+ALL_TOOLS = (
+    "unshare",
+    "nsenter",
+    "chroot",
+    "mount",
+    "umount",
+    "pstree",
+    "ip",
+    "tar",
+    "python3",
+    "setpriv",
+    "capsh",
+    "dot",
+)
 
 
 class RootfsError(Exception):
@@ -117,6 +130,16 @@ def test_pstree_missing() -> None:
     f = by_key(diagnose(ENV, m.probe()))["tool:pstree"]
     assert f.status is Status.FAIL
     assert f.fix == "apt-get install psmisc"
+
+
+def test_dot_missing_is_a_warning_no_lesson_needs_it() -> None:
+    m = healthy()
+    m.tools.discard("dot")
+    findings = diagnose(ENV, m.probe())
+    f = by_key(findings)["tool:dot"]
+    assert f.status is Status.WARN
+    assert f.fix == "apt-get install graphviz" and "diagram" in f.detail
+    assert exit_status(findings) == 0
 
 
 def test_v2_without_pids() -> None:

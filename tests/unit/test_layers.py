@@ -69,6 +69,18 @@ def test_only_the_proc_layer_decodes_mountinfo_escapes() -> None:
     assert decoding == ["workshop/observe/procfs.py"]
 
 
+def test_the_diagram_is_drawn_from_the_observer_for_any_front_end() -> None:
+    """The diagram knows the observer's data, not the screen: the web page, recordings and slides all embed it."""
+    assert reaching(modules_in("diagram"), ("workshop.ui", "workshop.cli", "workshop.doctor")) == []
+
+
+def test_only_the_diagrams_svg_module_runs_dot() -> None:
+    """The picture is a pure function of a snapshot; `svg` alone runs `dot`, through the one process runner."""
+    pure = [f for f in modules_in("diagram") if f.name not in ("svg.py", "__init__.py")]
+    assert reaching(pure, ("workshop.engine", "subprocess", "os")) == []
+    assert reaching([PACKAGE / "diagram" / "svg.py"], ("subprocess",)) == []
+
+
 def test_the_repl_does_not_borrow_from_trainer_mode() -> None:
     """`back` and `goto` are the lesson driver's, for the REPL and trainer mode alike."""
     shell = [PACKAGE / "ui" / "shell.py", PACKAGE / "ui" / "shell_commands.py"]

@@ -30,7 +30,12 @@ TOOLS: dict[str, str] = {
     "python3": "python3",
     "setpriv": "util-linux",
     "capsh": "libcap2-bin",
+    "dot": "graphviz",
 }
+OPTIONAL_TOOLS: dict[str, str] = {
+    "dot": "the diagrams of each step (workshop/diagram) are drawn by it; every lesson runs without it",
+}
+"""Tools no lesson needs: missing, they are a warning that says what is lost, not a failure."""
 # The namespace types a process can be in (not the `*_for_children` links): what `unshare` can make.
 NAMESPACES = tuple(t for t in NS_TYPES if not t.endswith("_for_children"))
 _NS_CONFIG = {
@@ -60,6 +65,8 @@ def _tool(name: str) -> Callable[[Environment, Probe], Result]:
         path = p.which(name)
         if path:
             return OK, path, ""
+        if name in OPTIONAL_TOOLS:
+            return WARN, f"{name} not found in PATH: {OPTIONAL_TOOLS[name]}", f"apt-get install {TOOLS[name]}"
         return FAIL, f"{name} not found in PATH", f"apt-get install {TOOLS[name]}"
 
     return check
