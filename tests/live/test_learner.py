@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import require_tool
 from tests.harness import REPO, run_workshop
 from tests.hygiene import HostState
 from tests.terminal import UNSHARE_STEPS, Learner, lesson_prompt, our_processes, session_ids, words
@@ -229,6 +230,26 @@ def test_run_records_a_cast_of_every_step(
     markers = [e for e in events if e[1] == "m"]
     assert [m[2] for m in markers] == [f"step {k}/6: {s.title}" for k, s in enumerate(lesson.steps, start=1)]
     assert [m[0] for m in markers] == sorted(m[0] for m in markers)
+
+
+@pytest.mark.root
+@pytest.mark.timeout(180)
+def test_an_html_recording_shows_each_steps_diagram_after_the_step(
+    workshop_env: dict[str, str], tmp_path: Path, host_unchanged: HostState
+) -> None:
+    require_tool("dot")
+    page = tmp_path / "process.html"
+    done = run_workshop(["run", "process", "--yes", "--quiet", "--record", str(page)], workshop_env)
+    assert done.returncode == 0, done.stdout[-2000:]
+    html = page.read_text()
+    figures = re.findall(r'<figure class="diagram">(.*?)</figure>', html, re.S)
+    # the state as the lesson starts, then one after each step, each after that step's text
+    assert len(figures) == 7 and all(f.lstrip().startswith("<svg") for f in figures), html[-3000:]
+    assert figures[0].endswith("<figcaption>the kernel state as the lesson starts</figcaption>")
+    for k in range(1, 7):
+        assert f"<figcaption>the kernel state after step {k}: " in figures[k]
+        assert html.index(f"step {k}/6") < html.index(figures[k])
+    assert "PID namespace" in figures[5] and "PID 1 · host" in figures[5], "step 5's clone()d child, PID 1 of its own"
 
 
 @pytest.mark.root

@@ -84,6 +84,8 @@ def test_the_page_follows_the_repl_and_shows_notes_and_a_timer_only_to_the_train
             until(w, "document.getElementById('step-count').textContent", f"step {step}/{STEPS}",
                   seconds=seen + 1.0 - time.monotonic())  # fmt: skip
             assert title and title[-1].strip() in text(w, "#step-title")
+            # and the diagram of the kernel's state, drawn by Graphviz, once the step was observed
+            until(w, "String(document.querySelector('#diagram svg') !== null)", "true", seconds=5)
         # the lesson's deck jumped to the step's slide (its exercise, for a try-it step)
         slide = slides.step_slide(LESSON, [LESSON], step - 1)
         until(deck, "document.getElementById('deck').contentWindow.location.hash", f"#{slide}", seconds=2)

@@ -48,7 +48,7 @@ figcaption {{ font: 12px sans-serif; color: #555; }}
 _TERMINAL = '<pre class="terminal"><code>{code}</code></pre>'
 
 
-def _figure(observed: Observed, diagram: DiagramMaker | None) -> str:
+def _figure(observed: Observed, caption: str, diagram: DiagramMaker | None) -> str:
     """The diagram of the kernel state after a step, or why there is none."""
     import html
 
@@ -58,7 +58,7 @@ def _figure(observed: Observed, diagram: DiagramMaker | None) -> str:
         svg = diagram(observed)
     except Exception as e:  # a transcript is still worth having without its pictures
         return f'<figure class="diagram"><figcaption>no diagram: {html.escape(str(e))}</figcaption></figure>'
-    return f'<figure class="diagram">{svg}<figcaption>the kernel state after this step</figcaption></figure>'
+    return f'<figure class="diagram">{svg}<figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
 class TranscriptError(Exception):
@@ -92,11 +92,12 @@ class Recorder:
         self.width = width or size.columns
         self.height = height or size.lines
         self.start = time.monotonic()
-        self.chunks: list[str | Observed] = []
+        self.chunks: list[str | tuple[Observed, str]] = []
         """What was printed, and (for .html) the observations after which a step's diagram goes."""
         self.stream = cast(TextIO, _Tee(inner, self))
         """Give this to the renderer instead of `inner`."""
         self._cast: TextIO | None = None
+        self._step = "as the lesson starts"
         try:
             if self.kind == "cast":
                 self._cast = open(path, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole session
@@ -132,8 +133,12 @@ class Recorder:
             label = f"step {event.index + 1}/{len(event.lesson.steps)}: {event.step.title}"
             with contextlib.suppress(OSError, ValueError):
                 self._write_cast(json.dumps([round(time.monotonic() - self.start, 6), "m", label], ensure_ascii=False))
+        if isinstance(event, ev.StepStarted):
+            self._step = f"after step {event.index + 1}: {event.step.title}"
+        elif isinstance(event, ev.LessonStarted):
+            self._step = "as the lesson starts"
         elif isinstance(event, ev.Observed) and self.kind == "html":
-            self.chunks.append(event)
+            self.chunks.append((event, f"the kernel state {self._step}"))
 
     def typed(self, line: str) -> None:
         """A line the learner typed at the prompt, as their terminal showed it."""
@@ -166,7 +171,7 @@ class Recorder:
                 continue
             parts.append(self._terminal_html("".join(text)))
             text = []
-            parts.append(_figure(chunk, diagram))
+            parts.append(_figure(*chunk, diagram))
         parts.append(self._terminal_html("".join(text)))
         return _PAGE.format(body="\n".join(p for p in parts if p))
 
