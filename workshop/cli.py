@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", type=Path)
     slides = sub.add_parser("slides", help="every lesson as an offline HTML slide deck, plus an index")
     slides.add_argument("--out", type=Path, default=Path("slides"), metavar="DIR", help="where (default: ./slides)")
+    slides.add_argument(
+        "--diagrams",
+        action="store_true",
+        help="run every lesson once, live (root), and show after each step the diagram of the kernel it left",
+    )
     for command in sub.choices.values():  # also after the command: `workshop run process --plain`
         command.add_argument("--plain", action="store_true", default=argparse.SUPPRESS, help=PLAIN_HELP)
         command.add_argument("--theme", choices=THEMES, default=argparse.SUPPRESS, help=THEME_HELP)
@@ -405,13 +410,45 @@ def cmd_slides(env: Environment, args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         out.error(f"{args.out} is not a directory: give --out a directory for the decks")
         return 2
+    diagrams = None
+    if args.diagrams:
+        diagrams = _recorded_diagrams(env, lessons, out)
+        if diagrams is None:
+            return 1
     try:
-        written = slides.build(lessons, args.out)
+        written = slides.build(lessons, args.out, diagrams)
     except OSError as e:
         out.error(f"cannot write the slides to {args.out}: {e.strerror or e}")
         return 1
     out.text(f"{len(written) - 1} decks and {slides.INDEX} written to {args.out}/", "check.pass")
     return 0
+
+
+def _recorded_diagrams(env: Environment, lessons: Sequence[Lesson], out: Renderer) -> dict[str, dict[int, str]] | None:
+    """Each lesson run once for `slides --diagrams`; None (and said why) when that cannot be done here."""
+    from workshop.diagram import DiagramError, svg_for
+    from workshop.doctor import Readiness
+    from workshop.engine.driver import undo_leftovers
+    from workshop.ui import recorded_diagrams
+
+    if not env.is_root:
+        out.error(
+            "`workshop slides --diagrams` runs every lesson live, which needs root: sudo workshop slides --diagrams"
+        )
+        return None
+    readiness = Readiness(env)
+    runnable = []
+    for lesson in lessons:
+        if readiness.unmet(lesson):
+            out.text(f"{lesson.id}: no diagrams, it cannot run on this machine (`workshop doctor` says why)", "muted")
+        else:
+            runnable.append(lesson)
+    undo_leftovers(env, out, announce=True)
+    try:
+        return recorded_diagrams.record(env, runnable, svg_for, lambda text: out.text(text, "muted"))
+    except (recorded_diagrams.DiagramsFailed, DiagramError) as e:
+        out.error(f"no decks written: {e}")
+        return None
 
 
 HANDLERS: dict[str, Handler] = {

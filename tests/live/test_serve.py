@@ -141,3 +141,18 @@ def test_only_our_own_address_is_answered_and_nothing_takes_input(learner: Calla
     while listening(port) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not listening(port)
+
+
+@pytest.mark.root
+@pytest.mark.timeout(60)
+def test_ctrl_c_of_a_run_closes_the_page_with_it(learner: Callable[..., Learner]) -> None:
+    me = learner("--serve-at", "127.0.0.1:0", "run", "process")  # no --yes: it waits for a key before each step
+    me.wait_for("the room's view")
+    found = URL.search(me.screen())
+    assert found
+    port = int(found.group(2))
+    assert listening(port)
+    me.wait_for("press")
+    me.child.sendintr()
+    me.wait_exit()
+    assert not listening(port)

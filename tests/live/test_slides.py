@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html as htmllib
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +17,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser import HEIGHT, WIDTH, Watched
-from tests.harness import REPO
+from tests.ci import require_tool
+from tests.harness import REPO, run_workshop
+from tests.hygiene import HostState
 from workshop.lesson import loader
 from workshop.lesson.model import Lesson
 from workshop.ui import slides, slides_html
@@ -384,3 +388,39 @@ def test_the_index_opens_cleanly_and_links_every_deck(watched: Deck) -> None:
     page.locator("#bar a").click()
     page.wait_for_url(f"**/{slides.INDEX}")
     assert not watched.problems, watched.problems
+
+
+@pytest.mark.root
+@pytest.mark.timeout(240)
+def test_decks_with_diagrams_recorded_from_a_real_run(
+    workshop_env: dict[str, str], tmp_path: Path, watched: Deck, host_unchanged: HostState
+) -> None:
+    """`workshop slides --diagrams` runs the lesson live and puts the kernel's state after each step in its deck."""
+    require_tool("dot")
+    lessons = tmp_path / "lessons"
+    shutil.copytree(REPO / "lessons" / "process", lessons / "process")
+    out = tmp_path / "decks"
+    done = run_workshop(["slides", "--diagrams", "--out", str(out)], {**workshop_env, "WORKSHOP_LESSONS": str(lessons)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    lesson = loader.load_lesson(lessons / "process" / "lesson.md")
+    html = (out / slides.deck_name(lesson)).read_text()
+    kinds = [
+        (kind, htmllib.unescape(title))
+        for kind, title in re.findall(r'<section class="slide (\w+)" id="slide-\d+" aria-label="\d+: ([^"]*)"', html)
+    ]
+    drawn = [title for kind, title in kinds if kind == "diagram"]
+    assert drawn == [f"{s.title}: the kernel afterwards" for s in lesson.steps]
+    # each right after its own step's slides: the next slide belongs to the next step (or is the recap)
+    order = [title for _, title in kinds]
+    for step in lesson.steps:
+        at = order.index(f"{step.title}: the kernel afterwards")
+        assert any(t.startswith(step.title) for t in order[at - 1 : at]), order
+    figures = re.findall(r'<figure class="diagram">(<svg.*?</svg>)\s*</figure>', html, re.S)
+    assert len(figures) == len(lesson.steps)
+    assert "PID 1 · host" in figures[4], "step 5's clone()d child is drawn as PID 1 of its namespace"
+
+    # shown in a real browser: under the deck's own content policy, with nothing loaded from anywhere
+    watched.page.goto((out / slides.deck_name(lesson)).as_uri() + f"#{order.index(drawn[4]) + 1}")
+    figure = watched.page.locator(".slide.active figure.diagram svg")
+    assert figure.is_visible() and figure.bounding_box()["width"] > 200  # type: ignore[index]
+    assert watched.problems == [], watched.problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -117,7 +117,9 @@ def deck_name(lesson: Lesson) -> str:
     return f"{lesson.id}.html" if f"{lesson.id}.html" != INDEX else f"lesson-{lesson.id}.html"
 
 
-def slides_of(lesson: Lesson, curriculum: Sequence[Lesson]) -> list[Slide]:
+def slides_of(lesson: Lesson, curriculum: Sequence[Lesson], diagrams: Mapping[int, str] | None = None) -> list[Slide]:
+    """The deck's slides; with `diagrams` (step index -> SVG recorded from a real run), each step is followed by
+    the kernel's state as that run left it."""
     position = next((i for i, x in enumerate(curriculum, start=1) if x.id == lesson.id), 0)
     total = len(lesson.steps)
     steps_list = "".join(f"<li>{markdown_inline(s.title)}</li>" for s in lesson.steps)
@@ -151,6 +153,8 @@ def slides_of(lesson: Lesson, curriculum: Sequence[Lesson]) -> list[Slide]:
         )
     for k, step in enumerate(lesson.steps, start=1):
         out.extend(_step_slides(lesson, step, k, total))
+        if diagrams and k - 1 in diagrams:
+            out.append(_diagram_slide(step, k, total, diagrams[k - 1]))
     out.append(_recap(lesson, curriculum, position, steps_list))
     return out
 
@@ -165,6 +169,18 @@ def step_slide(lesson: Lesson, curriculum: Sequence[Lesson], index: int) -> int:
         before
         + 1
         + sum(len(_step_slides(lesson, s, k, len(lesson.steps))) for k, s in enumerate(lesson.steps[:index], start=1))
+    )
+
+
+def _diagram_slide(step: Step, k: int, total: int, svg: str) -> Slide:
+    return Slide(
+        "diagram",
+        f"{step.title}: the kernel afterwards",
+        f'<p class="kicker">Step {k} of {total} · the kernel afterwards</p>\n<h2>{markdown_inline(step.title)}</h2>\n'
+        f'<figure class="diagram">{svg}</figure>',
+        "<p>Drawn by Graphviz from the kernel's state after this step in a real run of the lesson (`workshop slides "
+        "--diagrams`): processes in the boxes of their PID namespaces, cables between network namespaces, layers "
+        "and cgroups; what the step made is marked. PIDs and inodes are that run's.</p>",
     )
 
 
@@ -330,8 +346,8 @@ def _head(title: str, css: str, script: str | None) -> str:
     )
 
 
-def render_deck(lesson: Lesson, curriculum: Sequence[Lesson]) -> str:
-    slides = slides_of(lesson, curriculum)
+def render_deck(lesson: Lesson, curriculum: Sequence[Lesson], diagrams: Mapping[int, str] | None = None) -> str:
+    slides = slides_of(lesson, curriculum, diagrams)
     sections: list[str] = []
     for n, slide in enumerate(slides, start=1):
         following = f"<b>Next:</b> {esc(slides[n].title)}" if n < len(slides) else "<b>Last slide.</b>"
@@ -374,20 +390,23 @@ def render_index(curriculum: Sequence[Lesson]) -> str:
     )
 
 
-def pages(lessons: Iterable[Lesson]) -> dict[str, str]:
-    """File name → HTML for every deck and the index, in curriculum order."""
+def pages(lessons: Iterable[Lesson], diagrams: Mapping[str, Mapping[int, str]] | None = None) -> dict[str, str]:
+    """File name → HTML for every deck and the index, in curriculum order (`diagrams`: lesson id → step → SVG)."""
     curriculum = sorted(lessons, key=lambda x: (x.order, x.id))
-    out = {deck_name(lesson): render_deck(lesson, curriculum) for lesson in curriculum}
+    drawn = diagrams or {}
+    out = {deck_name(lesson): render_deck(lesson, curriculum, drawn.get(lesson.id)) for lesson in curriculum}
     out[INDEX] = render_index(curriculum)
     return out
 
 
-def build(lessons: Iterable[Lesson], out_dir: Path) -> list[Path]:
+def build(
+    lessons: Iterable[Lesson], out_dir: Path, diagrams: Mapping[str, Mapping[int, str]] | None = None
+) -> list[Path]:
     """Writes every deck and the index into `out_dir`, removing our decks of lessons that are gone.
 
     Raises OSError when the directory cannot be written.
     """
-    rendered = pages(lessons)
+    rendered = pages(lessons, diagrams)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in sorted(out_dir.glob("*.html")):
         if old.name not in rendered and GENERATOR in old.read_text(encoding="utf-8", errors="replace"):
