@@ -21,21 +21,22 @@ _PUNCHLINE = {
 }
 
 
-def _value(value: object) -> Text:
+def value_cell(value: object) -> Text:
+    """A table cell; what could not be read shows as `?`."""
     return Text("?", style="unknown") if value is None else Text(str(value))
 
 
 def _cells(row: LimitRow) -> list[Text]:
     c = row.cgroup
     name = Text(f"+ {c.name}", style="cgroup.new") if row.new else Text(c.name)
-    limit = _value(c.limit)
+    limit = value_cell(c.limit)
     if row.limit_was is not None:
         limit.append(f" ● was {row.limit_was}", style="cgroup.changed")
-    events = _value(c.events)
+    events = value_cell(c.events)
     if row.events_more:
         events.stylize("cgroup.limit")
         events.append(f" ● +{row.events_more}", style="cgroup.limit")
-    return [name, limit, _value(c.usage), events, _value(c.procs)]
+    return [name, limit, value_cell(c.usage), events, value_cell(c.procs)]
 
 
 def _punchline(row: LimitRow) -> Text:

@@ -18,7 +18,7 @@ from workshop.observe.common import Mark
 from workshop.observe.links import Link, LinkRow, LinksDiff, NetNs, NetNsReport, peer_of
 from workshop.observe.mounts import Mount, MountChange, MountNsReport, MountsDiff
 from workshop.observe.resources import ExtrasDiff
-from workshop.ui.limit_views import limits_view
+from workshop.ui.limit_views import limits_view, value_cell
 
 MOUNTS_HEADING = "mounts — what changed in each mount namespace"
 CGROUPS_HEADING = "cgroups — pids limits and who is in them"
@@ -128,21 +128,17 @@ def mounts_view(d: MountsDiff) -> RenderableType:
 # --- cgroups ---
 
 
-def _value(value: object) -> Text:
-    return Text("?", style="unknown") if value is None else Text(str(value))
-
-
 def _cgroup_cells(row: CgroupRow) -> list[Text]:
     c = row.cgroup
     name = Text(f"+ {c.name}", style="cgroup.new") if row.new else Text(c.name)
-    limit = _value(c.max)
+    limit = value_cell(c.max)
     if row.max_was is not None:
         limit.append(f" ● was {row.max_was}", style="cgroup.changed")
-    refused = _value(c.refused)
+    refused = value_cell(c.refused)
     if row.refused_more:
         refused.stylize("cgroup.limit")
         refused.append(f" ● +{row.refused_more}", style="cgroup.limit")
-    return [name, limit, _value(c.current), refused, _value(c.procs)]
+    return [name, limit, value_cell(c.current), refused, value_cell(c.procs)]
 
 
 def _membership_lines(d: CgroupsDiff) -> Iterator[Text]:
