@@ -26,7 +26,10 @@ from workshop.environment import Environment
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 PROC, SYS = Path("/fake/proc"), Path("/fake/sys")
 ENV = Environment(proc_root=PROC, sys_root=SYS, state_dir=Path("/fake/state"), is_root=True)
-ALL_TOOLS = ("unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", "tar", "python3", "setpriv", "capsh")
+ALL_TOOLS = (
+    "unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", "tar", "python3", "setpriv", "capsh", "podman",
+    "runc",
+)  # fmt: skip
 
 
 class RootfsError(Exception):

@@ -158,6 +158,17 @@ def detect_layout(mountinfo_text: str, read_file: Callable[[Path], str] | None =
     return CgroupLayout(version, None, unified, False, detail)
 
 
+def hierarchy_mounts(mountinfo_text: str) -> list[tuple[Path, CgroupVersion]]:
+    """Every visible cgroup hierarchy's mount point with its version (V1, or V2 for the cgroup2 mount): where a
+    runtime with a cgroupfs manager (podman, runc) makes the same cgroup path once per hierarchy."""
+    mounts = _visible_cgroup_mounts(parse_mountinfo(mountinfo_text))
+    found: dict[Path, CgroupVersion] = {}
+    for m in mounts:
+        if m.root == "/":
+            found.setdefault(m.mount_point, CgroupVersion.V2 if m.fstype == "cgroup2" else CgroupVersion.V1)
+    return list(found.items())
+
+
 def current_layout(env: Environment, read_file: Callable[[Path], str] | None = None) -> CgroupLayout:
     """The layout of the running system, as seen through `env.proc_root` and `env.sys_root`.
 

@@ -128,9 +128,11 @@ class LessonSession:
     def lessondir(self) -> Path:
         return self.lesson.lessondir
 
-    def cgroup_facts(self) -> tuple[str, str, str]:
+    def cgroup_facts(self) -> tuple[str, str, str, str]:
         layout, plan = self.cgroup_plan()
-        return str(plan.path), "v2" if layout.pids_on_v2 else "v1", layout.detail
+        assert layout.pids_root is not None  # a plan exists only where there is a pids controller
+        inside = f"/{plan.path.relative_to(layout.pids_root)}"
+        return str(plan.path), "v2" if layout.pids_on_v2 else "v1", layout.detail, inside
 
     def subnet(self) -> str:
         if self._net is None:
@@ -166,7 +168,30 @@ class LessonSession:
             primitives.prepare_cgroup_parent(self.journal, layout, plan)
             self.journal.record("cgroup", target, version="v2" if layout.pids_on_v2 else "v1")
             return
+        if kind == "podman":
+            self._record_podman(target)
+            return
         self.journal.record(kind, target)
+
+    def _record_podman(self, target: str) -> None:
+        """podman with `--cgroup-parent {{cgroup_path}}` makes that path (and its cgroups below) in every hierarchy,
+        not only in the pids one; and without it, `libpod_parent` at every hierarchy's root. The session's cgroup is
+        journaled as a `cgroup` (killed and removed in the pids hierarchy), the rest with the storage dir."""
+        assert self.journal is not None
+        layout, plan = self.cgroup_plan()
+        primitives.prepare_cgroup_parent(self.journal, layout, plan)
+        self.journal.record("cgroup", str(plan.path), version="v2" if layout.pids_on_v2 else "v1")
+        assert layout.pids_root is not None
+        inside = plan.path.relative_to(layout.pids_root)
+        mountinfo = (self.env.proc_root / "self/mountinfo").read_text()
+        cgroups, parents = [], []
+        for mount, version in cgroupfs.hierarchy_mounts(mountinfo):
+            cgroups.append([str(mount / inside), version.value])
+            if mount / inside.parent != plan.path.parent:  # the tool's own parent is the cgroup-parent entry's
+                parents.append(str(mount / inside.parent))
+            if not (mount / "libpod_parent").exists():  # podman's default parent, made only if a run forgot ours
+                parents += [str(mount / "libpod_parent/conmon"), str(mount / "libpod_parent")]
+        self.journal.record("podman", target, cgroups=cgroups, parents=parents)
 
     def substitute(self, text: str) -> str:
         return variables.substitute(text, self.value)

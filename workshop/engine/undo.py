@@ -271,6 +271,81 @@ def _undo_cgroup(entry: Entry, session: str) -> str:
     return "removed"
 
 
+def podman_flags(store: str) -> list[str]:
+    """podman's global options for a storage dir of a lesson's own (`creates podman DIR`): the lesson's commands use
+    the same, so that cleanup finds its containers. Nothing of it lands in the host's /var/lib/containers or /run."""
+    return [
+        f"--root={store}/root",
+        f"--runroot={store}/run",
+        f"--tmpdir={store}/tmp",
+        f"--runtime-flag=root={store}/runc",
+        "--runtime=runc",
+        "--cgroup-manager=cgroupfs",
+        "--events-backend=file",
+    ]
+
+
+def _refers_to(pid: int, store: str) -> bool:
+    """The process names the storage dir in its arguments: conmon (`-b DIR/root/…`), the `podman container
+    cleanup` it runs when the container exits, runc, and any podman command of the lesson's."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    mark = store.rstrip("/").encode()
+    return any(a == mark or mark + b"/" in a for a in args)
+
+
+def _kill_podman_processes(store: str) -> int:
+    killed = 0
+    for _ in range(20):
+        pids = [p for p in procfs.pids(Path("/proc")) if p != os.getpid() and _refers_to(p, store)]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        _wait_gone(pids, 1.0)
+    return killed
+
+
+def _undo_podman(entry: Entry, session: str) -> str:
+    """Removes what podman made for a lesson: its containers (with podman itself, which stops them and lets runc
+    remove their cgroups), then whatever survived a crash: the conmon keeping each container, the container
+    processes (in their cgroups), the cgroups podman made in every hierarchy, the mounts below the storage dir,
+    and the storage dir itself."""
+    from workshop.engine import cgroupfs, processes
+
+    store = entry.target.rstrip("/")
+    if not Path(store).is_absolute() or len(Path(store).parts) < 3:
+        return f"failed: refusing to clean {store}: not a storage dir the tool creates"
+    problems: list[str] = []
+    said = ""
+    podman = shutil.which("podman")
+    if podman and os.path.isdir(f"{store}/root"):
+        done = processes.run([podman, *podman_flags(store), "rm", "--all", "--force", "--time", "0"], timeout=60)
+        said = "" if done.ok else f" (podman rm said: {done.stderr.strip()[-200:]})"
+    killed = _kill_podman_processes(store)
+    for path, version in entry.extra.get("cgroups", []):
+        try:
+            cgroupfs.kill_and_remove(Path(path), cgroupfs.CgroupVersion(version))
+        except (cgroupfs.CgroupError, OSError) as e:
+            problems.append(str(e))
+    for parent in entry.extra.get("parents", []):
+        with contextlib.suppress(OSError):  # removed only once empty: another session may still use it
+            os.rmdir(parent)
+    mounts = _undo_mounts_under(Entry("mounts-under", store), session)
+    removed = _undo_path(Entry("path", store), session)
+    if removed.startswith("failed"):
+        problems.append(removed)
+    if problems:
+        return "failed: " + "; ".join(problems) + said
+    if removed == "already gone" and not killed and mounts == "already gone":
+        return "already gone"
+    return f"removed ({killed} processes killed)"
+
+
 _UNDO = {
     "hostname": _undo_hostname,
     "session-procs": _undo_session_procs,
@@ -286,4 +361,5 @@ _UNDO = {
     "netns": _undo_netns,
     "link": _undo_link,
     "cgroup": _undo_cgroup,
+    "podman": _undo_podman,
 }

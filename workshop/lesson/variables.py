@@ -27,8 +27,9 @@ class SessionFacts(Protocol):
     def image_path(self) -> Path: ...
     @property
     def lessondir(self) -> Path: ...
-    def cgroup_facts(self) -> tuple[str, str, str]:
-        """The session's pids cgroup path, `v1` or `v2`, and one sentence on the machine's layout."""
+    def cgroup_facts(self) -> tuple[str, str, str, str]:
+        """The session's pids cgroup path, `v1` or `v2`, one sentence on the machine's layout, and the cgroup's path
+        from the root of its hierarchy."""
         ...
 
     def subnet(self) -> str:
@@ -75,6 +76,11 @@ BUILTINS: dict[str, Builtin] = {
     "cgroup": Builtin(
         "this session's pids cgroup, on cgroup v1 or v2 (its parent is prepared when a step `creates cgroup`)",
         lambda s: s.cgroup_facts()[0],
+    ),
+    "cgroup_path": Builtin(
+        "{{cgroup}} as a path from the root of its hierarchy (/workshop/ws + session): what a runtime's "
+        "--cgroup-parent takes",
+        lambda s: s.cgroup_facts()[3],
     ),
     "cgroup_version": Builtin("v1 or v2: where {{cgroup}} lives", lambda s: s.cgroup_facts()[1]),
     "cgroup_layout": Builtin(
