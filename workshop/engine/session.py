@@ -191,7 +191,17 @@ class LessonSession:
                 parents.append(str(mount / inside.parent))
             if not (mount / "libpod_parent").exists():  # podman's default parent, made only if a run forgot ours
                 parents += [str(mount / "libpod_parent/conmon"), str(mount / "libpod_parent")]
-        self.journal.record("podman", target, cgroups=cgroups, parents=parents)
+        if not os.path.lexists("/run/runc"):
+            # conmon's `podman container cleanup` calls runc without the lesson's --runtime-flag root=…, and runc
+            # then makes its default state dir (empty, as that runc has no container to record)
+            parents.append("/run/runc")
+        self.journal.record("podman", target, runroot=self.podman_runroot, cgroups=cgroups, parents=parents)
+
+    @property
+    def podman_runroot(self) -> str:
+        """podman's runroot for a `creates podman` dir: podman refuses one longer than 50 characters, which a work
+        dir below a long state dir would make; `/run/ws<session>-podman` (the lesson's commands type the same)."""
+        return f"/run/ws{self.id}-podman"
 
     def substitute(self, text: str) -> str:
         return variables.substitute(text, self.value)

@@ -271,12 +271,13 @@ def _undo_cgroup(entry: Entry, session: str) -> str:
     return "removed"
 
 
-def podman_flags(store: str) -> list[str]:
+def podman_flags(store: str, runroot: str) -> list[str]:
     """podman's global options for a storage dir of a lesson's own (`creates podman DIR`): the lesson's commands use
-    the same, so that cleanup finds its containers. Nothing of it lands in the host's /var/lib/containers or /run."""
+    the same, so that cleanup finds its containers. Nothing of it lands in the host's /var/lib/containers; the
+    runroot is in /run because podman refuses one longer than 50 characters."""
     return [
         f"--root={store}/root",
-        f"--runroot={store}/run",
+        f"--runroot={runroot}",
         f"--tmpdir={store}/tmp",
         f"--runtime-flag=root={store}/runc",
         "--runtime=runc",
@@ -318,27 +319,34 @@ def _undo_podman(entry: Entry, session: str) -> str:
     from workshop.engine import cgroupfs, processes
 
     store = entry.target.rstrip("/")
-    if not Path(store).is_absolute() or len(Path(store).parts) < 3:
+    runroot = str(entry.extra.get("runroot", f"{store}/run"))
+    if not all(Path(p).is_absolute() and len(Path(p).parts) >= 3 for p in (store, runroot)):
         return f"failed: refusing to clean {store}: not a storage dir the tool creates"
     problems: list[str] = []
     said = ""
     podman = shutil.which("podman")
     if podman and os.path.isdir(f"{store}/root"):
-        done = processes.run([podman, *podman_flags(store), "rm", "--all", "--force", "--time", "0"], timeout=60)
+        done = processes.run(
+            [podman, *podman_flags(store, runroot), "rm", "--all", "--force", "--time", "0"], timeout=60
+        )
         said = "" if done.ok else f" (podman rm said: {done.stderr.strip()[-200:]})"
-    killed = _kill_podman_processes(store)
+    killed = _kill_podman_processes(store) + _kill_podman_processes(runroot)
     for path, version in entry.extra.get("cgroups", []):
         try:
             cgroupfs.kill_and_remove(Path(path), cgroupfs.CgroupVersion(version))
         except (cgroupfs.CgroupError, OSError) as e:
             problems.append(str(e))
     for parent in entry.extra.get("parents", []):
-        with contextlib.suppress(OSError):  # removed only once empty: another session may still use it
+        # directories podman or runc made, that the machine did not have: removed only once empty (another session
+        # may still use them)
+        with contextlib.suppress(OSError):
             os.rmdir(parent)
     mounts = _undo_mounts_under(Entry("mounts-under", store), session)
+    _undo_mounts_under(Entry("mounts-under", runroot), session)
     removed = _undo_path(Entry("path", store), session)
-    if removed.startswith("failed"):
-        problems.append(removed)
+    for outcome in (removed, _undo_path(Entry("path", runroot), session)):
+        if outcome.startswith("failed"):
+            problems.append(outcome)
     if problems:
         return "failed: " + "; ".join(problems) + said
     if removed == "already gone" and not killed and mounts == "already gone":
