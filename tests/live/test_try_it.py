@@ -61,7 +61,7 @@ def podman(screen: str) -> str:
     )
 
 
-PODMAN_PARENT = r"--cgroup-parent (/\S+)"
+PODMAN_PARENT = r"--cgroup-parent (/[\w/-]+)"
 NETNS = r"Name c1.s namespace (\S+?-c1)"
 MOVED = r"move (\S+?)m2 into c2.s namespace"
 

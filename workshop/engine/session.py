@@ -175,8 +175,9 @@ class LessonSession:
 
     def _record_podman(self, target: str) -> None:
         """podman with `--cgroup-parent {{cgroup_path}}` makes that path (and its cgroups below) in every hierarchy,
-        not only in the pids one; and without it, `libpod_parent` at every hierarchy's root. The session's cgroup is
-        journaled as a `cgroup` (killed and removed in the pids hierarchy), the rest with the storage dir."""
+        not only in the pids one; with another parent (a learner's typo, or none: `libpod_parent`) it makes that one.
+        The session's cgroup is journaled as a `cgroup` (killed and removed in the pids hierarchy), the rest with the
+        storage dir, with the cgroups the machine has now (three levels deep), so cleanup removes only new ones."""
         assert self.journal is not None
         layout, plan = self.cgroup_plan()
         primitives.prepare_cgroup_parent(self.journal, layout, plan)
@@ -184,18 +185,24 @@ class LessonSession:
         assert layout.pids_root is not None
         inside = plan.path.relative_to(layout.pids_root)
         mountinfo = (self.env.proc_root / "self/mountinfo").read_text()
-        cgroups, parents = [], []
+        cgroups, parents, existing = [], [], set()
         for mount, version in cgroupfs.hierarchy_mounts(mountinfo):
             cgroups.append([str(mount / inside), version.value])
             if mount / inside.parent != plan.path.parent:  # the tool's own parent is the cgroup-parent entry's
                 parents.append(str(mount / inside.parent))
-            if not (mount / "libpod_parent").exists():  # podman's default parent, made only if a run forgot ours
-                parents += [str(mount / "libpod_parent/conmon"), str(mount / "libpod_parent")]
+            existing.update(cgroupfs.cgroups_below(mount, depth=3))
         if not os.path.lexists("/run/runc"):
             # conmon's `podman container cleanup` calls runc without the lesson's --runtime-flag root=…, and runc
             # then makes its default state dir (empty, as that runc has no container to record)
             parents.append("/run/runc")
-        self.journal.record("podman", target, runroot=self.podman_runroot, cgroups=cgroups, parents=parents)
+        self.journal.record(
+            "podman",
+            target,
+            runroot=self.podman_runroot,
+            cgroups=cgroups,
+            parents=parents,
+            existing=sorted(existing),
+        )
 
     @property
     def podman_runroot(self) -> str:

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import json
 import os
 import shutil
 import signal
@@ -311,6 +312,50 @@ def _kill_podman_processes(store: str) -> int:
     return killed
 
 
+def _podman_containers(store: str) -> list[tuple[str, str]]:
+    """Each container in the storage, with the cgroup parent runc was given (from the OCI config podman wrote, which
+    even a cgroup name podman itself cannot parse back, such as one with a ':', keeps)."""
+    found = []
+    for config in sorted(Path(f"{store}/root/overlay-containers").glob("*/userdata/config.json")):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            path = json.loads(config.read_text()).get("linux", {}).get("cgroupsPath", "")
+            cid = config.parent.parent.name
+            parent = os.path.dirname(path) if os.path.basename(path) == f"libpod-{cid}" else ""
+            found.append((cid, parent))
+    return found
+
+
+def _remove_container_cgroups(containers: list[tuple[str, str]], existing: set[str]) -> list[str]:
+    """What runc leaves of a container's cgroups, in every hierarchy: `libpod-ID` below its parent (only ever the
+    container's), then the parent's `conmon` and the parent with its ancestors, if empty and made since the lesson
+    began (a parent the machine had, `libpod_parent` of the host's own podman, stays)."""
+    from workshop.engine import cgroupfs
+
+    problems = []
+    hierarchies = cgroupfs.hierarchy_mounts(Path("/proc/self/mountinfo").read_text())
+    for cid, parent in containers:
+        rel = "/" + (parent.strip("/") or "libpod_parent")
+        for mount, version in hierarchies:
+            base = mount / rel.lstrip("/")
+            try:
+                cgroupfs.kill_and_remove(base / f"libpod-{cid}", version)
+            except (cgroupfs.CgroupError, OSError) as e:
+                problems.append(str(e))
+            conmon = f"{rel}/conmon"
+            if cgroupfs.is_new_cgroup(conmon, existing):
+                # its conmons were killed above, and stay there as zombies until the machine's init reaps them
+                try:
+                    cgroupfs.kill_and_remove(mount / conmon.lstrip("/"), version, timeout=15)
+                except (cgroupfs.CgroupError, OSError) as e:
+                    problems.append(str(e))
+            ancestors = ["/" + "/".join(rel.strip("/").split("/")[:k]) for k in range(rel.count("/"), 0, -1)]
+            for candidate in ancestors:
+                if cgroupfs.is_new_cgroup(candidate, existing):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(mount / candidate.lstrip("/"))
+    return problems
+
+
 def _undo_podman(entry: Entry, session: str) -> str:
     """Removes what podman made for a lesson: its containers (with podman itself, which stops them and lets runc
     remove their cgroups), then whatever survived a crash: the conmon keeping each container, the container
@@ -325,7 +370,9 @@ def _undo_podman(entry: Entry, session: str) -> str:
     problems: list[str] = []
     said = ""
     podman = shutil.which("podman")
+    containers: list[tuple[str, str]] = []
     if podman and os.path.isdir(f"{store}/root"):
+        containers = _podman_containers(store)
         done = processes.run(
             [podman, *podman_flags(store, runroot), "rm", "--all", "--force", "--time", "0"], timeout=60
         )
@@ -341,6 +388,7 @@ def _undo_podman(entry: Entry, session: str) -> str:
         # may still use them)
         with contextlib.suppress(OSError):
             os.rmdir(parent)
+    problems += _remove_container_cgroups(containers, set(entry.extra.get("existing", [])))
     mounts = _undo_mounts_under(Entry("mounts-under", store), session)
     _undo_mounts_under(Entry("mounts-under", runroot), session)
     removed = _undo_path(Entry("path", store), session)
