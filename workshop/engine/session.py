@@ -22,6 +22,9 @@ from workshop.lesson.model import Lesson
 from workshop.observe import process_diff, process_tree, procfs, resources
 from workshop.observe.common import Scope
 
+BLOB_CACHE_ROOT = "/var/lib/containers"
+"""Where podman keeps its blob-info cache whatever its --root (see `_record_podman`)."""
+
 
 def new_session_id() -> str:
     return secrets.token_hex(3)
@@ -195,6 +198,9 @@ class LessonSession:
             # conmon's `podman container cleanup` calls runc without the lesson's --runtime-flag root=…, and runc
             # then makes its default state dir (empty, as that runc has no container to record)
             parents.append("/run/runc")
+        # podman writes a cache of blob digests to /var/lib/containers/cache whatever its --root: the tool's own when
+        # it makes the directory (marked, so a session with another state dir co-owns it), the host's otherwise
+        blob_cache = not os.path.lexists(BLOB_CACHE_ROOT) or made_by_workshop(BLOB_CACHE_ROOT)
         self.journal.record(
             "podman",
             target,
@@ -202,7 +208,10 @@ class LessonSession:
             cgroups=cgroups,
             parents=parents,
             existing=sorted(existing),
+            blob_cache=BLOB_CACHE_ROOT if blob_cache else "",
         )
+        if blob_cache:
+            make_shared_dir(BLOB_CACHE_ROOT)
 
     @property
     def podman_runroot(self) -> str:

@@ -356,6 +356,23 @@ def _remove_container_cgroups(containers: list[tuple[str, str]], existing: set[s
     return problems
 
 
+def _remove_blob_cache(root: str) -> list[str]:
+    """podman's blob-info cache (`/var/lib/containers/cache`), in a directory the tool made (or co-owned, made by a
+    session with another state dir): removed with it, as long as it holds nothing but that cache. Removing it while
+    another session runs is harmless: its next `podman import` writes it again, and it is that session's to remove."""
+    if not root or not os.path.isdir(root):
+        return []
+    if not set(os.listdir(root)) <= {"cache"}:
+        return []  # podman's storage or anything else put there since: not the lesson's
+    try:
+        shutil.rmtree(root)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        return [f"{root}: {e.strerror}"]
+    return []
+
+
 def _undo_podman(entry: Entry, session: str) -> str:
     """Removes what podman made for a lesson: its containers (with podman itself, which stops them and lets runc
     remove their cgroups), then whatever survived a crash: the conmon keeping each container, the container
@@ -389,6 +406,7 @@ def _undo_podman(entry: Entry, session: str) -> str:
         with contextlib.suppress(OSError):
             os.rmdir(parent)
     problems += _remove_container_cgroups(containers, set(entry.extra.get("existing", [])))
+    problems += _remove_blob_cache(str(entry.extra.get("blob_cache", "")))
     mounts = _undo_mounts_under(Entry("mounts-under", store), session)
     _undo_mounts_under(Entry("mounts-under", runroot), session)
     removed = _undo_path(Entry("path", store), session)

@@ -41,5 +41,5 @@ CREATES_KINDS = {
     "podman": "podman's storage dir DIR, used as `--root DIR/root --tmpdir DIR/tmp --runtime-flag root=DIR/runc "
     "--runroot /run/{{name}}-podman` (its containers removed, their conmon killed, the mounts below DIR unmounted, "
     "DIR and the runroot removed; the cgroups podman makes under `--cgroup-parent {{cgroup_path}}`, in every "
-    "hierarchy, removed)",
+    "hierarchy, removed; /var/lib/containers, where podman caches blob digests, removed if the machine had none)",
 }
