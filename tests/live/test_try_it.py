@@ -49,15 +49,15 @@ def lesson_name(screen: str) -> str:
 
 
 BOX = r"name its machine (box-[0-9a-z]+)"
-# podman with the lesson's storage, as a learner types it in the host console, which stands in the work dir
 PODMAN_NAME = r"--name (ws[0-9a-f]+)"
 
 
 def podman(screen: str) -> str:
     """podman with the lesson's storage, as a learner types it in the host console, which stands in the work dir."""
     return (
-        f"podman --root $PWD/podman/root --runroot /run/{said(screen, PODMAN_NAME)}-podman --tmpdir $PWD/podman/tmp "
-        "--runtime runc --runtime-flag root=$PWD/podman/runc --cgroup-manager cgroupfs --events-backend file"
+        f"CONTAINERS_CONF=$PWD/containers.conf podman --root $PWD/podman/root "
+        f"--runroot /run/{said(screen, PODMAN_NAME)}-podman --tmpdir $PWD/podman/tmp --runtime runc "
+        "--runtime-flag root=$PWD/podman/runc --cgroup-manager cgroupfs --events-backend file"
     )
 
 

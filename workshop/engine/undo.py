@@ -272,21 +272,6 @@ def _undo_cgroup(entry: Entry, session: str) -> str:
     return "removed"
 
 
-def podman_flags(store: str, runroot: str) -> list[str]:
-    """podman's global options for a storage dir of a lesson's own (`creates podman DIR`): the lesson's commands use
-    the same, so that cleanup finds its containers. Nothing of it lands in the host's /var/lib/containers; the
-    runroot is in /run because podman refuses one longer than 50 characters."""
-    return [
-        f"--root={store}/root",
-        f"--runroot={runroot}",
-        f"--tmpdir={store}/tmp",
-        f"--runtime-flag=root={store}/runc",
-        "--runtime=runc",
-        "--cgroup-manager=cgroupfs",
-        "--events-backend=file",
-    ]
-
-
 def _refers_to(pid: int, store: str) -> bool:
     """The process names the storage dir in its arguments: conmon (`-b DIR/root/…`), the `podman container
     cleanup` it runs when the container exits, runc, and any podman command of the lesson's."""
@@ -374,26 +359,20 @@ def _remove_blob_cache(root: str) -> list[str]:
 
 
 def _undo_podman(entry: Entry, session: str) -> str:
-    """Removes what podman made for a lesson: its containers (with podman itself, which stops them and lets runc
-    remove their cgroups), then whatever survived a crash: the conmon keeping each container, the container
-    processes (in their cgroups), the cgroups podman made in every hierarchy, the mounts below the storage dir,
-    and the storage dir itself."""
-    from workshop.engine import cgroupfs, processes
+    """Removes what podman made for a lesson, whether podman or the lesson ended well or not: the conmon keeping
+    each container (and any podman or runc working on the storage), the container processes (killed through their
+    cgroups), the cgroups podman made in every hierarchy, the mounts below the storage dir, the storage dir, its
+    runroot, and the blob-info cache if the lesson made it."""
+    from workshop.engine import cgroupfs
 
     store = entry.target.rstrip("/")
     runroot = str(entry.extra.get("runroot", f"{store}/run"))
     if not all(Path(p).is_absolute() and len(Path(p).parts) >= 3 for p in (store, runroot)):
         return f"failed: refusing to clean {store}: not a storage dir the tool creates"
     problems: list[str] = []
-    said = ""
-    podman = shutil.which("podman")
-    containers: list[tuple[str, str]] = []
-    if podman and os.path.isdir(f"{store}/root"):
-        containers = _podman_containers(store)
-        done = processes.run(
-            [podman, *podman_flags(store, runroot), "rm", "--all", "--force", "--time", "0"], timeout=60
-        )
-        said = "" if done.ok else f" (podman rm said: {done.stderr.strip()[-200:]})"
+    # podman itself is not asked: it may be gone, and would make what the lesson's configuration keeps it from
+    # making (its shared-memory locks); its containers are processes in cgroups, mounts and files, removed as such
+    containers = _podman_containers(store)
     killed = _kill_podman_processes(store) + _kill_podman_processes(runroot)
     for path, version in entry.extra.get("cgroups", []):
         try:
@@ -414,7 +393,7 @@ def _undo_podman(entry: Entry, session: str) -> str:
         if outcome.startswith("failed"):
             problems.append(outcome)
     if problems:
-        return "failed: " + "; ".join(problems) + said
+        return "failed: " + "; ".join(problems)
     if removed == "already gone" and not killed and mounts == "already gone":
         return "already gone"
     return f"removed ({killed} processes killed)"
