@@ -99,6 +99,12 @@ if [ ! -f "${WORKSHOP_STATE_DIR:-/var/lib/workshop}/images/rootfs.tar" ]; then
   fi
 fi
 
+# Offered, not installed: the last lesson compares podman with the hand-built container (workshop says it cannot
+# run that lesson, and why, until they are there).
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+  echo "optional: sudo apt-get install podman runc  enables the podman lesson"
+fi
+
 if [ "$start_shell" = 1 ]; then
   exec .venv/bin/workshop
 fi

@@ -24,9 +24,10 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 REPO = Path(__file__).resolve().parent.parent
 QUIET_DIRS = (
     Path("/"), Path("/mnt"), Path("/srv"), Path("/run"), Path("/var/tmp"), Path("/dev/shm"), Path("/etc/netns"),
-    Path("/root"),
+    Path("/root"), Path("/var/lib"), Path("/var/lib/containers"),
 )  # fmt: skip
-"""Where nothing but the tool's own lines would add an entry while a test runs (listed one level deep)."""
+"""Where nothing but the tool's own lines would add an entry while a test runs (listed one level deep); podman
+writes a cache of blob digests to /var/lib/containers whatever its --root, which the podman lesson journals."""
 LESSON_SOURCES = (".md", ".py", ".sh")
 """What lesson authors add to lessons/ (possibly while a test runs): anything else appearing there is a leak."""
 TMP_NOT_OURS = ("pytest-of-", "bash_tool_", "bash_jobs")

@@ -36,9 +36,9 @@ from workshop.observe import procfs
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
 NS_TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
 WAITING = "press Enter for the next step"
-SEPARATE_STATE = ("cgroup-pids", "mount-ns", "veth", "capstone")
-"""Lessons with host-wide resources (the parent cgroup, /run/netns): also run with one state dir per session, where
-neither session can read the other's journal."""
+SEPARATE_STATE = ("cgroup-pids", "mount-ns", "veth", "capstone", "podman")
+"""Lessons with host-wide resources (the parent cgroup, /run/netns, /var/lib/containers): also run with one state
+dir per session, where neither session can read the other's journal."""
 
 
 # -- watching the kernel while sessions run ----------------------------------------------------------------------------

@@ -51,6 +51,19 @@ def lesson_name(screen: str) -> str:
 MEMORY_CG = r"memory cgroup (/sys/fs/cgroup/\S+?-memory)"
 CPU_CG = r"cpu cgroup (/sys/fs/cgroup/\S+?-cpu)"
 BOX = r"name its machine (box-[0-9a-z]+)"
+PODMAN_NAME = r"--name (ws[0-9a-f]+)"
+
+
+def podman(screen: str) -> str:
+    """podman with the lesson's storage, as a learner types it in the host console, which stands in the work dir."""
+    return (
+        f"CONTAINERS_CONF=$PWD/containers.conf podman --root $PWD/podman/root "
+        f"--runroot /run/{said(screen, PODMAN_NAME)}-podman --tmpdir $PWD/podman/tmp --runtime runc "
+        "--runtime-flag root=$PWD/podman/runc --cgroup-manager cgroupfs --events-backend file"
+    )
+
+
+PODMAN_PARENT = r"--cgroup-parent (/[\w/-]+)"
 NETNS = r"Name c1.s namespace (\S+?-c1)"
 MOVED = r"move (\S+?)m2 into c2.s namespace"
 
@@ -168,6 +181,16 @@ TRY_ITS = [
     # c2's end lost its address; another address of the subnet mends it
     TryIt("veth", 14, "c2", lambda _: "ip route", "c2 reaches c1 over the bridge again",
           lambda s: f"ip addr add {lesson_net(s)}.9/24 dev {lesson_name(s)}e2"),
+    # listing containers starts none; the options in another order, spelled with '=', start it
+    TryIt("podman", 2, "host", lambda s: f"{podman(s)} ps", "the container's sleep runs",
+          lambda s: f"{podman(s)} run --network=none --cgroup-parent={said(s, PODMAN_PARENT)} --pids-limit=10 "
+          f"--ulimit nproc=1024:1024 --ulimit nofile=1024:1024 -d --name={said(s, PODMAN_NAME)} workshop-busybox "
+          "sleep 999"),
+    # one command in the container forks once; a while loop of fifteen sleeps meets the limit
+    TryIt("podman", 5, "host", lambda s: f"{podman(s)} exec {said(s, PODMAN_NAME)} true",
+          "the kernel refused forks in the container's cgroup",
+          lambda s: f"{podman(s)} exec {said(s, PODMAN_NAME)} sh -c 'i=0; while [ $i -lt 15 ]; do sleep 60 & "
+          "i=$((i+1)); done'"),
 ]  # fmt: skip
 
 

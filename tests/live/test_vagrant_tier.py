@@ -33,7 +33,10 @@ from tests.vm.vagrant_host import PrivateHost
 from workshop.lesson import loader
 
 REPO = Path(__file__).resolve().parents[2]
-LESSONS = [lesson.id for lesson in loader.load_all(loader.lesson_files(REPO / "lessons"))]
+# A learner's VM has what setup.sh installs; podman is offered, not installed, so its lesson cannot run there.
+LESSONS = [
+    lesson.id for lesson in loader.load_all(loader.lesson_files(REPO / "lessons")) if "podman" not in lesson.requires
+]
 TIMES: dict[str, float] = {}
 """Boot-to-ready and provisioning, as measured here: printed at the end, quoted in docs/trainers.md."""
 

@@ -19,6 +19,7 @@ from workshop.engine.cgroupfs import (
     disable_pids,
     enable_controller,
     enable_pids,
+    hierarchy_mounts,
     kill_and_remove,
     pids_parent,
     plan_cgroup,
@@ -438,3 +439,16 @@ def test_detect_mount_that_is_its_own_parent_is_visible() -> None:
 
 
 # --- live, on this machine -------------------------------------------------------------------------------
+
+
+def test_hierarchy_mounts_lists_every_hierarchy_a_cgroupfs_runtime_writes_to() -> None:
+    """podman's cgroupfs manager makes a container's cgroup path in each of them, not only in pids."""
+    found = dict(hierarchy_mounts(mountinfo("hybrid-debian12.txt")))
+    names = sorted(p.name for p in found)
+    assert names == ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd", "unified"]
+    assert found[Path("/sys/fs/cgroup/unified")] is CgroupVersion.V2
+    assert found[Path("/sys/fs/cgroup/pids")] is CgroupVersion.V1
+
+
+def test_hierarchy_mounts_on_v2_is_the_one_cgroup2_mount() -> None:
+    assert [v for _, v in hierarchy_mounts(mountinfo("v2-ubuntu2404.txt"))] == [CgroupVersion.V2]

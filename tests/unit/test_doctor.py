@@ -27,19 +27,9 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 PROC, SYS = Path("/fake/proc"), Path("/fake/sys")
 ENV = Environment(proc_root=PROC, sys_root=SYS, state_dir=Path("/fake/state"), is_root=True)
 ALL_TOOLS = (
-    "unshare",
-    "nsenter",
-    "chroot",
-    "mount",
-    "umount",
-    "pstree",
-    "ip",
-    "tar",
-    "python3",
-    "setpriv",
-    "capsh",
-    "dot",
-)
+    "unshare", "nsenter", "chroot", "mount", "umount", "pstree", "ip", "tar", "python3", "setpriv", "capsh", "dot",
+    "podman", "runc",
+)  # fmt: skip
 
 
 class RootfsError(Exception):
@@ -521,3 +511,17 @@ def test_a_kernel_without_seccomp_filters_fails_the_capabilities_lesson_only() -
     f = by_key(diagnose(ENV, m.probe()))["seccomp"]
     assert f.status is Status.FAIL and "CONFIG_SECCOMP_FILTER" in f.fix
     assert REQUIREMENTS["seccomp"] == ("seccomp",)  # the word the capabilities lesson requires
+
+
+def test_podman_missing_blocks_its_lesson_but_not_the_machine() -> None:
+    """podman is offered, not installed by setup.sh: without it the podman lesson cannot run, and says how to get it,
+    while doctor still passes."""
+    m = healthy()
+    m.tools.discard("podman")
+    m.tools.discard("runc")
+    findings = diagnose(ENV, m.probe())
+    missing = unmet(["root", "podman"], findings)
+    assert [f.key for f in missing] == ["tool:podman", "tool:runc"]
+    assert all(f.fix == "apt-get install podman runc" for f in missing)
+    assert exit_status(findings) == 0
+    assert unmet(["root", "unshare"], findings) == []

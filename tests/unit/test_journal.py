@@ -299,3 +299,32 @@ def test_a_journal_with_a_torn_header_is_left_over_under_its_file_name(tmp_path:
 
 
 # -- `workshop cleanup` --------------------------------------------------------------------------------------------
+
+
+def test_podman_storage_that_was_never_made_is_already_gone(tmp_path: Path) -> None:
+    j = new_journal(tmp_path, f"test-{secrets.token_hex(4)}")
+    j.record("podman", str(tmp_path / "work/podman"), runroot=str(tmp_path / "run/podman"), cgroups=[], parents=[])
+    assert [r.outcome for r in j.undo()] == ["already gone"]
+
+
+def test_podman_undo_removes_the_storage_and_the_runroot(tmp_path: Path) -> None:
+    store, runroot = tmp_path / "work/podman", tmp_path / "run/podman"
+    (store / "tmp").mkdir(parents=True)  # no root/: podman itself is not run
+    runroot.mkdir(parents=True)
+    j = new_journal(tmp_path, f"test-{secrets.token_hex(4)}")
+    j.record("podman", str(store), runroot=str(runroot), cgroups=[], parents=[str(tmp_path / "gone-if-empty")])
+    (tmp_path / "gone-if-empty").mkdir()
+    (outcome,) = [r.outcome for r in j.undo()]
+    assert outcome.startswith("removed"), outcome
+    assert not store.exists() and not runroot.exists() and not (tmp_path / "gone-if-empty").exists()
+
+
+def test_is_new_cgroup_judges_by_the_cgroups_the_machine_had() -> None:
+    from workshop.engine.cgroupfs import is_new_cgroup
+
+    had = {"/workshop", "/workshop/ws1", "/libpod_parent", "/libpod_parent/conmon", "/a", "/a/b", "/a/b/c"}
+    assert not is_new_cgroup("/libpod_parent", had)
+    assert not is_new_cgroup("/libpod_parent/conmon", had)
+    assert is_new_cgroup("/workshop/ws1:", had)
+    assert is_new_cgroup("/workshop/ws1:/conmon", had)
+    assert not is_new_cgroup("/a/b/c/d", had), "deeper than what was recorded counts as the machine's"

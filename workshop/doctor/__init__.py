@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from workshop.doctor.checks import CHECKS, KEYS, NAMESPACES, TOOLS
+from workshop.doctor.checks import CHECKS, KEYS, NAMESPACES, OFFERED, TOOLS
 from workshop.doctor.probe import FAIL, Finding, Probe, Status
 from workshop.environment import Environment
 from workshop.lesson.model import (
@@ -21,6 +21,7 @@ __all__ = [
     "CHECKS",
     "KEYS",
     "NAMESPACES",
+    "OFFERED",
     "REQUIREMENTS",
     "TOOLS",
     "Finding",
@@ -62,7 +63,8 @@ def unmet(requires: Iterable[str], findings: Sequence[Finding]) -> list[Finding]
 
 
 def exit_status(findings: Iterable[Finding]) -> int:
-    return 1 if any(f.status is FAIL for f in findings) else 0
+    """1 when something every lesson may need fails; what is only offered (`OFFERED`) never fails the machine."""
+    return 1 if any(f.status is FAIL and f.key not in OFFERED for f in findings) else 0
 
 
 class Readiness:

@@ -203,6 +203,37 @@ def _detect_pids(mountinfo_text: str, reader: Callable[[Path], str]) -> CgroupLa
     return CgroupLayout(version, None, unified, False, detail)
 
 
+def hierarchy_mounts(mountinfo_text: str) -> list[tuple[Path, CgroupVersion]]:
+    """Every visible cgroup hierarchy's mount point with its version (V1, or V2 for the cgroup2 mount): where a
+    runtime with a cgroupfs manager (podman, runc) makes the same cgroup path once per hierarchy."""
+    mounts = _visible_cgroup_mounts(parse_mountinfo(mountinfo_text))
+    found: dict[Path, CgroupVersion] = {}
+    for m in mounts:
+        if m.root == "/":
+            found.setdefault(m.mount_point, CgroupVersion.V2 if m.fstype == "cgroup2" else CgroupVersion.V1)
+    return list(found.items())
+
+
+def cgroups_below(mount: Path, depth: int) -> set[str]:
+    """The cgroups of one hierarchy down to `depth` levels, as paths from its root (`/workshop/ws1a2b3c`)."""
+    found: set[str] = set()
+    for d, dirs, _ in os.walk(mount):
+        rel = os.path.relpath(d, mount)
+        level = 0 if rel == "." else rel.count("/") + 1
+        if level >= depth:
+            dirs.clear()
+        if level:
+            found.add(f"/{rel}")
+    return found
+
+
+def is_new_cgroup(rel: str, existing: set[str], depth: int = 3) -> bool:
+    """Whether the cgroup path `rel` was not there when `existing` (see `cgroups_below`) was taken: some ancestor of
+    it (or itself) down to `depth` levels is missing from it. Deeper than that, it counts as there (never removed)."""
+    parts = [p for p in rel.split("/") if p]
+    return any("/" + "/".join(parts[:k]) not in existing for k in range(1, min(depth, len(parts)) + 1))
+
+
 def current_layout(env: Environment, read_file: Callable[[Path], str] | None = None) -> CgroupLayout:
     """The layout of the running system, as seen through `env.proc_root` and `env.sys_root`.
 

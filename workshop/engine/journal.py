@@ -31,6 +31,7 @@ KINDS = (
     "netns",
     "link",
     "cgroup",
+    "podman",
     "cgroup-parent",
     "systemd-scope",
     "subtree-control",

@@ -23,6 +23,9 @@ from workshop.observe import process_diff, process_tree, procfs, resources
 from workshop.observe.common import Scope
 from workshop.observe.limits import LimitPlace
 
+BLOB_CACHE_ROOT = "/var/lib/containers"
+"""Where podman keeps its blob-info cache whatever its --root (see `_record_podman`)."""
+
 
 def new_session_id() -> str:
     return secrets.token_hex(3)
@@ -138,6 +141,12 @@ class LessonSession:
         first = next((c for c in cgroupfs.CONTROLLERS if layout.root_of(c) is not None), "pids")
         return "v2" if layout.on_v2(first) else "v1", layout.detail
 
+    def cgroup_relative(self) -> str:
+        layout, plan = self.cgroup_plan()
+        root = layout.root_of("pids")
+        assert root is not None  # a plan exists only where there is a pids controller
+        return f"/{plan.path.relative_to(root)}"
+
     def subnet(self) -> str:
         if self._net is None:
             assert self.journal is not None
@@ -180,6 +189,9 @@ class LessonSession:
             primitives.prepare_cgroup_parent(self.journal, layout, plans)
             self.journal.record("cgroup", target, version="v2" if layout.on_v2(plans[0].controller) else "v1")
             return
+        if kind == "podman":
+            self._record_podman(target)
+            return
         self.journal.record(kind, target)
 
     def _plans_for(self, target: Path) -> tuple[cgroupfs.CgroupLayout, list[cgroupfs.CgroupPlan]]:
@@ -193,6 +205,49 @@ class LessonSession:
             places = ", ".join(str(p.path.parent) for p in plans)
             raise cgroupfs.CgroupError(f"{target} is not where this lesson's cgroups go ({places})")
         return layout, mine
+
+    def _record_podman(self, target: str) -> None:
+        """podman with `--cgroup-parent {{cgroup_path}}` makes that path (and its cgroups below) in every hierarchy,
+        not only in the pids one; with another parent (a learner's typo, or none: `libpod_parent`) it makes that one.
+        The session's cgroup is journaled as a `cgroup` (killed and removed in the pids hierarchy), the rest with the
+        storage dir, with the cgroups the machine has now (three levels deep), so cleanup removes only new ones."""
+        assert self.journal is not None
+        layout, plan = self.cgroup_plan()
+        primitives.prepare_cgroup_parent(self.journal, layout, [plan])
+        self.journal.record("cgroup", str(plan.path), version="v2" if layout.pids_on_v2 else "v1")
+        assert layout.pids_root is not None
+        inside = plan.path.relative_to(layout.pids_root)
+        mountinfo = (self.env.proc_root / "self/mountinfo").read_text()
+        cgroups, parents, existing = [], [], set()
+        for mount, version in cgroupfs.hierarchy_mounts(mountinfo):
+            cgroups.append([str(mount / inside), version.value])
+            if mount / inside.parent != plan.path.parent:  # the tool's own parent is the cgroup-parent entry's
+                parents.append(str(mount / inside.parent))
+            existing.update(cgroupfs.cgroups_below(mount, depth=3))
+        if not os.path.lexists("/run/runc"):
+            # conmon's `podman container cleanup` calls runc without the lesson's --runtime-flag root=…, and runc
+            # then makes its default state dir (empty, as that runc has no container to record)
+            parents.append("/run/runc")
+        # podman writes a cache of blob digests to /var/lib/containers/cache whatever its --root: the tool's own when
+        # it makes the directory (marked, so a session with another state dir co-owns it), the host's otherwise
+        blob_cache = not os.path.lexists(BLOB_CACHE_ROOT) or made_by_workshop(BLOB_CACHE_ROOT)
+        self.journal.record(
+            "podman",
+            target,
+            runroot=self.podman_runroot,
+            cgroups=cgroups,
+            parents=parents,
+            existing=sorted(existing),
+            blob_cache=BLOB_CACHE_ROOT if blob_cache else "",
+        )
+        if blob_cache:
+            make_shared_dir(BLOB_CACHE_ROOT)
+
+    @property
+    def podman_runroot(self) -> str:
+        """podman's runroot for a `creates podman` dir: podman refuses one longer than 50 characters, which a work
+        dir below a long state dir would make; `/run/ws<session>-podman` (the lesson's commands type the same)."""
+        return f"/run/ws{self.id}-podman"
 
     def substitute(self, text: str) -> str:
         return variables.substitute(text, self.value)

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import json
 import os
 import shutil
 import signal
@@ -277,6 +278,133 @@ def _undo_cgroup(entry: Entry, session: str) -> str:
     return "removed"
 
 
+def _refers_to(pid: int, store: str) -> bool:
+    """The process names the storage dir in its arguments: conmon (`-b DIR/root/…`), the `podman container
+    cleanup` it runs when the container exits, runc, and any podman command of the lesson's."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    mark = store.rstrip("/").encode()
+    return any(a == mark or mark + b"/" in a for a in args)
+
+
+def _kill_podman_processes(store: str) -> int:
+    killed = 0
+    for _ in range(20):
+        pids = [p for p in procfs.pids(Path("/proc")) if p != os.getpid() and _refers_to(p, store)]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        _wait_gone(pids, 1.0)
+    return killed
+
+
+def _podman_containers(store: str) -> list[tuple[str, str]]:
+    """Each container in the storage, with the cgroup parent runc was given (from the OCI config podman wrote, which
+    even a cgroup name podman itself cannot parse back, such as one with a ':', keeps)."""
+    found = []
+    for config in sorted(Path(f"{store}/root/overlay-containers").glob("*/userdata/config.json")):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            path = json.loads(config.read_text()).get("linux", {}).get("cgroupsPath", "")
+            cid = config.parent.parent.name
+            parent = os.path.dirname(path) if os.path.basename(path) == f"libpod-{cid}" else ""
+            found.append((cid, parent))
+    return found
+
+
+def _remove_container_cgroups(containers: list[tuple[str, str]], existing: set[str]) -> list[str]:
+    """What runc leaves of a container's cgroups, in every hierarchy: `libpod-ID` below its parent (only ever the
+    container's), then the parent's `conmon` and the parent with its ancestors, if empty and made since the lesson
+    began (a parent the machine had, `libpod_parent` of the host's own podman, stays)."""
+    from workshop.engine import cgroupfs
+
+    problems = []
+    hierarchies = cgroupfs.hierarchy_mounts(Path("/proc/self/mountinfo").read_text())
+    for cid, parent in containers:
+        rel = "/" + (parent.strip("/") or "libpod_parent")
+        for mount, version in hierarchies:
+            base = mount / rel.lstrip("/")
+            try:
+                cgroupfs.kill_and_remove(base / f"libpod-{cid}", version)
+            except (cgroupfs.CgroupError, OSError) as e:
+                problems.append(str(e))
+            conmon = f"{rel}/conmon"
+            if cgroupfs.is_new_cgroup(conmon, existing):
+                # its conmons were killed above, and stay there as zombies until the machine's init reaps them
+                try:
+                    cgroupfs.kill_and_remove(mount / conmon.lstrip("/"), version, timeout=15)
+                except (cgroupfs.CgroupError, OSError) as e:
+                    problems.append(str(e))
+            ancestors = ["/" + "/".join(rel.strip("/").split("/")[:k]) for k in range(rel.count("/"), 0, -1)]
+            for candidate in ancestors:
+                if cgroupfs.is_new_cgroup(candidate, existing):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(mount / candidate.lstrip("/"))
+    return problems
+
+
+def _remove_blob_cache(root: str) -> list[str]:
+    """podman's blob-info cache (`/var/lib/containers/cache`), in a directory the tool made (or co-owned, made by a
+    session with another state dir): removed with it, as long as it holds nothing but that cache. Removing it while
+    another session runs is harmless: its next `podman import` writes it again, and it is that session's to remove."""
+    if not root or not os.path.isdir(root):
+        return []
+    if not set(os.listdir(root)) <= {"cache"}:
+        return []  # podman's storage or anything else put there since: not the lesson's
+    try:
+        shutil.rmtree(root)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        return [f"{root}: {e.strerror}"]
+    return []
+
+
+def _undo_podman(entry: Entry, session: str) -> str:
+    """Removes what podman made for a lesson, whether podman or the lesson ended well or not: the conmon keeping
+    each container (and any podman or runc working on the storage), the container processes (killed through their
+    cgroups), the cgroups podman made in every hierarchy, the mounts below the storage dir, the storage dir, its
+    runroot, and the blob-info cache if the lesson made it."""
+    from workshop.engine import cgroupfs
+
+    store = entry.target.rstrip("/")
+    runroot = str(entry.extra.get("runroot", f"{store}/run"))
+    if not all(Path(p).is_absolute() and len(Path(p).parts) >= 3 for p in (store, runroot)):
+        return f"failed: refusing to clean {store}: not a storage dir the tool creates"
+    problems: list[str] = []
+    # podman itself is not asked: it may be gone, and would make what the lesson's configuration keeps it from
+    # making (its shared-memory locks); its containers are processes in cgroups, mounts and files, removed as such
+    containers = _podman_containers(store)
+    killed = _kill_podman_processes(store) + _kill_podman_processes(runroot)
+    for path, version in entry.extra.get("cgroups", []):
+        try:
+            cgroupfs.kill_and_remove(Path(path), cgroupfs.CgroupVersion(version))
+        except (cgroupfs.CgroupError, OSError) as e:
+            problems.append(str(e))
+    for parent in entry.extra.get("parents", []):
+        # directories podman or runc made, that the machine did not have: removed only once empty (another session
+        # may still use them)
+        with contextlib.suppress(OSError):
+            os.rmdir(parent)
+    problems += _remove_container_cgroups(containers, set(entry.extra.get("existing", [])))
+    problems += _remove_blob_cache(str(entry.extra.get("blob_cache", "")))
+    mounts = _undo_mounts_under(Entry("mounts-under", store), session)
+    _undo_mounts_under(Entry("mounts-under", runroot), session)
+    removed = _undo_path(Entry("path", store), session)
+    for outcome in (removed, _undo_path(Entry("path", runroot), session)):
+        if outcome.startswith("failed"):
+            problems.append(outcome)
+    if problems:
+        return "failed: " + "; ".join(problems)
+    if removed == "already gone" and not killed and mounts == "already gone":
+        return "already gone"
+    return f"removed ({killed} processes killed)"
+
+
 _UNDO = {
     "hostname": _undo_hostname,
     "session-procs": _undo_session_procs,
@@ -292,4 +420,5 @@ _UNDO = {
     "netns": _undo_netns,
     "link": _undo_link,
     "cgroup": _undo_cgroup,
+    "podman": _undo_podman,
 }

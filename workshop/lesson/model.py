@@ -37,6 +37,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "capsh": ("tool:capsh",),
     "setpriv": ("tool:setpriv",),
     "seccomp": ("seccomp",),
+    # The last lesson runs a real runtime beside the hand-built container; podman is offered, not installed by setup.
+    "podman": ("tool:podman", "tool:runc"),
 }
 """What a lesson may `require`, and the machine checks (`doctor` finding keys) each word stands for. Here, with
 the lesson format, so that reading a lesson never needs the machine checks; `doctor` runs them."""
@@ -95,7 +97,8 @@ class Expect:
 class Creates:
     """A resource a step is about to create, journaled before the step runs so it is undone whatever happens.
 
-    `kind` is one of `mount`, `path`, `dir`, `netns`, `link`, `cgroup`; `target` is a path or name (a template).
+    `kind` is one of `mount`, `path`, `dir`, `netns`, `link`, `cgroup`, `podman`; `target` is a path or name (a
+    template).
     `dir` is a directory the host may already have (`/run/netns`): it is undone only if the tool created it, by
     the last session using it.
     """

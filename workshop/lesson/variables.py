@@ -35,6 +35,10 @@ class SessionFacts(Protocol):
         """`v1` or `v2` (the rules the session's cgroups follow), and one sentence on the machine's layout."""
         ...
 
+    def cgroup_relative(self) -> str:
+        """{{cgroup}} as a path from the root of its hierarchy (`/workshop/ws1a2b3c`)."""
+        ...
+
     def subnet(self) -> str:
         """The /24 leased to the session (its first three numbers)."""
         ...
@@ -90,6 +94,11 @@ BUILTINS: dict[str, Builtin] = {
     ),
     "cgroup_version": Builtin(
         "v1 or v2: the rules {{cgroup}}, {{memory_cgroup}} and {{cpu_cgroup}} follow", lambda s: s.cgroup_facts()[0]
+    ),
+    "cgroup_path": Builtin(
+        "{{cgroup}} as a path from the root of its hierarchy (/workshop/ws + session): what a runtime's "
+        "--cgroup-parent takes",
+        lambda s: s.cgroup_relative(),
     ),
     "cgroup_layout": Builtin(
         "one sentence on this machine's cgroup layout (v1, hybrid or v2)", lambda s: s.cgroup_facts()[1]

@@ -38,4 +38,8 @@ CREATES_KINDS = {
     "netns": "a named network namespace (/run/netns/NAME)",
     "link": "a network link (deleted)",
     "cgroup": "a cgroup (its processes killed, then removed; its parent is prepared)",
+    "podman": "podman's storage dir DIR, used as `--root DIR/root --tmpdir DIR/tmp --runtime-flag root=DIR/runc "
+    "--runroot /run/{{name}}-podman` (its containers removed, their conmon killed, the mounts below DIR unmounted, "
+    "DIR and the runroot removed; the cgroups podman makes under `--cgroup-parent {{cgroup_path}}`, in every "
+    "hierarchy, removed; /var/lib/containers, where podman caches blob digests, removed if the machine had none)",
 }
