@@ -26,10 +26,14 @@ def is_debian_12_amd64() -> bool:
 
 
 def minbase() -> Path:
+    if MINBASE.is_dir():  # an earlier run's mistake: mmdebstrap made a directory of an unknown-suffix target
+        shutil.rmtree(MINBASE)
     if not MINBASE.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = MINBASE.with_suffix(".partial")
-        subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase", "bookworm", str(partial)], check=True)
+        # the format by name: mmdebstrap picks it from the target's suffix, and makes a directory of ".partial"
+        argv = ["mmdebstrap", "--quiet", "--variant=minbase", "--format=tar", "bookworm", str(partial)]
+        subprocess.run(argv, check=True)
         partial.rename(MINBASE)
     return MINBASE
 

@@ -139,10 +139,18 @@ def fresh_env(state_dir: Path, lessons_dir: Path) -> Environment:
     return repl_environment(state_dir, lessons_dir)
 
 
-# Anything but a surrogate (not encodable) and what would end or escape the paste itself.
-pasted_lines = st.text(st.characters(blacklist_categories=["Cs"]), max_size=300).filter(lambda s: PASTE_END not in s)
+# Anything but a surrogate (not encodable), what would end or escape the paste itself, and the words that end the
+# shell as they should (`quit`, `exit`: then nothing after them is answered).
+LEAVING = frozenset({"quit", "exit"})
+pasted_lines = (
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=300)
+    .filter(lambda s: PASTE_END not in s)
+    .filter(lambda s: s.strip() not in LEAVING)
+)
 # Keys as typed: every control key but Ctrl-D (which would quit, as it should) and Enter (which ends the line).
-typed_keys = st.text(st.characters(max_codepoint=0x2FF, blacklist_characters="\x04\r\n"), max_size=60)
+typed_keys = st.text(st.characters(max_codepoint=0x2FF, blacklist_characters="\x04\r\n"), max_size=60).filter(
+    lambda s: s.strip() not in LEAVING
+)
 garbage_inputs = st.lists(
     st.one_of(pasted_lines.map(paste), typed_keys.map(lambda keys: keys + ENTER)), min_size=1, max_size=4
 )

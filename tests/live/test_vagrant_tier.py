@@ -200,16 +200,23 @@ def test_kill_9_in_the_middle_then_cleanup_restores_the_guest(vm: PrivateHost) -
 
 def test_two_learners_at_once_over_two_ssh_sessions(vm: PrivateHost) -> None:
     before = _guest_state(vm)
-    results: dict[str, subprocess.CompletedProcess[str]] = {}
+    vm.ssh_config()  # asked once, before the two learners
+    results: dict[str, subprocess.CompletedProcess[str] | Exception] = {}
 
     def learner(lesson: str) -> None:
-        results[lesson] = vm.guest_ssh(f"sudo workshop run {lesson} --yes --plain", timeout=900, check=False)
+        try:
+            results[lesson] = vm.guest_ssh(f"sudo workshop run {lesson} --yes --plain", timeout=900, check=False)
+        except Exception as e:  # said by the assertion below, not lost in a thread
+            results[lesson] = e
 
-    threads = [threading.Thread(target=learner, args=(lesson,)) for lesson in ("veth", "cgroup-pids")]
+    lessons = ("veth", "cgroup-pids")
+    threads = [threading.Thread(target=learner, args=(lesson,)) for lesson in lessons]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert sorted(results) == sorted(lessons)
     for lesson, done in results.items():
+        assert not isinstance(done, Exception), f"{lesson}: {done}"
         assert done.returncode == 0, f"{lesson}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
     assert _guest_state(vm) == before

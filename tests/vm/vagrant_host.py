@@ -48,10 +48,12 @@ class PrivateHost:
         self.vagrant_home = scratch / "vagrant.d"
         self._keeper: subprocess.Popen[bytes] | None = None
         self._daemons: list[Path] = []
+        self._machine_before: set[Path] = set()
 
     # --- namespaces ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._machine_before = set(Path("/sys/fs/cgroup").glob("*/machine"))
         for scratch_dir in (self.scratch / "state", self.vagrant_home):
             scratch_dir.mkdir(parents=True)
         # The keeper makes the namespaces and sleeps; --kill-child ends it if the test process dies.
@@ -149,9 +151,7 @@ class PrivateHost:
     def guest_ssh(self, script: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The same over plain ssh, with the configuration `vagrant ssh-config` gives: several at once, as several
         learners would be. (`vagrant ssh` locks the machine while it starts, so two at once may be refused.)"""
-        config = self.project.parent / "ssh-config"  # beside the project, which is copied into the guest
-        if not config.exists():
-            config.write_text(self.vagrant("ssh-config", timeout=120).stdout)
+        config = self.ssh_config()
         host = next(line.split()[1] for line in config.read_text().splitlines() if line.startswith("Host "))
         done = subprocess.run(
             self.command(["ssh", "-F", str(config), "-q", host, "--", script]), capture_output=True, text=True,
@@ -160,6 +160,20 @@ class PrivateHost:
         if check and done.returncode != 0:
             raise RuntimeError(f"ssh {script!r} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         return done
+
+    def ssh_config(self) -> Path:
+        """`vagrant ssh-config`, asked once (beside the project, which is copied into the guest). Ask it before
+        starting several learners: vagrant-libvirt may say "not yet ready for SSH" while it looks the address up,
+        so it is asked again for a while."""
+        config = self.project.parent / "ssh-config"
+        deadline = time.monotonic() + 120
+        while not config.exists():
+            done = self.vagrant("ssh-config", timeout=120, check=time.monotonic() > deadline)
+            if done.returncode == 0:
+                config.write_text(done.stdout)
+            else:
+                time.sleep(5)
+        return config
 
     # --- the project, as a trainer copies it ---------------------------------------------------------------
 
@@ -174,6 +188,24 @@ class PrivateHost:
     # --- teardown --------------------------------------------------------------------------------------------
 
     def close(self) -> None:
+        try:
+            self._close()
+        finally:
+            self._remove_libvirt_cgroups()
+
+    def _remove_libvirt_cgroups(self) -> None:
+        """libvirtd puts its domains below a `machine` cgroup in every hierarchy and leaves it when they are gone;
+        the ones it made for this tier (the machine had none) go, deepest first, once empty."""
+        for top in self._machine_cgroups_new():
+            below = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+            for d in [*below, top]:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+
+    def _machine_cgroups_new(self) -> list[Path]:
+        return [p for p in Path("/sys/fs/cgroup").glob("*/machine") if p.is_dir() and p not in self._machine_before]
+
+    def _close(self) -> None:
         if self._ns_pid() is not None:
             if (self.project / ".vagrant").exists():
                 self.vagrant("destroy", "-f", timeout=300, check=False)

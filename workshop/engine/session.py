@@ -23,6 +23,10 @@ from workshop.observe import process_diff, process_tree, procfs, resources
 from workshop.observe.common import Scope
 from workshop.observe.limits import LimitPlace
 
+LIBMOUNT_DIR = "/run/mount"
+"""Where util-linux's mount and umount keep their lock and utab; the first `mount` a lesson types on a machine that
+never ran one since boot makes it. Removed again when empty, like /run/netns."""
+
 BLOB_CACHE_ROOT = "/var/lib/containers"
 """Where podman keeps its blob-info cache whatever its --root (see `_record_podman`)."""
 
@@ -60,6 +64,8 @@ class LessonSession:
         self.journal = Journal.create(self.env.journal_dir, self.id, self.workdir)
         # catch-alls first, so they are undone last: processes die, then mounts go, then the files
         self.journal.record("hostname", hostname_before(self.env.journal_dir, self.id))
+        if not os.path.lexists(LIBMOUNT_DIR) or claimed_elsewhere(self.env.journal_dir, "dir", LIBMOUNT_DIR, self.id):
+            self.journal.record("dir", LIBMOUNT_DIR)  # not made here: whichever `mount` a lesson types makes it
         self.journal.record("path", str(self.workdir))
         self.journal.record("mounts-under", str(self.workdir))
         self.journal.record("session-procs", str(self.workdir))
