@@ -54,7 +54,10 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateHost]:
         require_tool(tool)
     if not offline_debian.is_debian_12_amd64():
         missing("the tier builds a Debian 12 amd64 box from this machine's Debian mirror")
-    if "libvirt" not in subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True).stdout:
+    # asked with a Vagrant home of its own: the default one, ~/.vagrant.d, would be made on the machine
+    home = {**os.environ, "VAGRANT_HOME": str(tmp_path_factory.mktemp("vagrant.d")), "VAGRANT_CHECKPOINT_DISABLE": "1"}
+    plugins = subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True, env=home).stdout
+    if "libvirt" not in plugins:
         missing("needs the vagrant-libvirt plugin (Debian's vagrant-libvirt package)")
     box = vagrant_host.box()
     bundle = offline_debian.make_bundle(tmp_path_factory.mktemp("vagrant-bundle") / "bundle")
