@@ -8,13 +8,13 @@ a mount namespace for /proc, /dev and /tmp, and a PID namespace that takes every
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from tests.harness import REPO
+from tests.libmount import lock_dir_as_found
 
 CACHE = Path(os.environ.get("WORKSHOP_TEST_CACHE", "/var/cache/workshop-tests"))
 MINBASE = CACHE / "minbase-bookworm-amd64.tar"
@@ -70,10 +70,7 @@ ip link set lo up
 exec chroot {root} /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 TERM=dumb NO_COLOR=1 sh -c '{command}'
 """
-    # util-linux's mount keeps a lock in /run/mount, on the host's /run even inside a mount namespace of its own
-    libmount = Path("/run/mount")
-    made_here = not libmount.exists()
-    try:
+    with lock_dir_as_found():
         return subprocess.run(
             ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", inner],
             capture_output=True,
@@ -81,7 +78,3 @@ exec chroot {root} /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin
             timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
-    finally:
-        if made_here:
-            with contextlib.suppress(OSError):  # gone again only while empty
-                libmount.rmdir()

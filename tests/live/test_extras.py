@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.ci import require_root, require_tool
+from tests.libmount import lock_dir_as_found
 from tests.unit.test_extras import (
     THEIRS,
     mounts_text,
@@ -30,22 +31,24 @@ def unshared(flag: str, ns_type: str) -> Iterator[int]:
     require_root()  # besides the mark: conftest's usefixtures added at collection time does not take effect
     require_tool("unshare")
     require_tool("nsenter")
-    sleeper = subprocess.Popen(["unshare", flag, "sleep", "60"])
-    try:
-        mine = os.readlink(f"/proc/self/ns/{ns_type}")
-        deadline = time.monotonic() + 15
-        # until unshare has exec'ed sleep: a new mount namespace is private only once unshare made it so, which
-        # it does after unshare() and before the exec; a mount made before then could reach the host
-        while (
-            os.readlink(f"/proc/{sleeper.pid}/ns/{ns_type}") == mine
-            or Path(f"/proc/{sleeper.pid}/comm").read_text().strip() != "sleep"
-        ):
-            assert time.monotonic() < deadline, "unshare did not start"
-            time.sleep(0.01)
-        yield sleeper.pid
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    # the test's own `mount` inside makes /run/mount on the host's /run
+    with lock_dir_as_found():
+        sleeper = subprocess.Popen(["unshare", flag, "sleep", "60"])
+        try:
+            mine = os.readlink(f"/proc/self/ns/{ns_type}")
+            deadline = time.monotonic() + 15
+            # until unshare has exec'ed sleep: a new mount namespace is private only once unshare made it so, which
+            # it does after unshare() and before the exec; a mount made before then could reach the host
+            while (
+                os.readlink(f"/proc/{sleeper.pid}/ns/{ns_type}") == mine
+                or Path(f"/proc/{sleeper.pid}/comm").read_text().strip() != "sleep"
+            ):
+                assert time.monotonic() < deadline, "unshare did not start"
+                time.sleep(0.01)
+            yield sleeper.pid
+        finally:
+            sleeper.kill()
+            sleeper.wait()
 
 
 def inside(pid: int, flag: str, *command: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.harness import REPO
 from tests.hygiene import HostState
+from tests.libmount import lock_dir_as_found
 from tests.unit.test_journal import (
     PROC,
     dead_pid,
@@ -75,14 +76,16 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Iterator[Path]:
-    """A work dir under tmp_path; anything still mounted below it is unmounted afterwards."""
+def work(tmp_path: Path, host_unchanged: HostState) -> Iterator[Path]:
+    """A work dir under tmp_path; anything still mounted below it is unmounted afterwards, and /run/mount, which
+    the tests' own `mount` makes, removed if it was not there (before `host_unchanged` compares the host)."""
     w = tmp_path / "work"
     w.mkdir()
-    try:
-        yield w
-    finally:
-        unmount_all_under(tmp_path)
+    with lock_dir_as_found():
+        try:
+            yield w
+        finally:
+            unmount_all_under(tmp_path)
 
 
 @pytest.mark.root  # trusted.* extended attributes need CAP_SYS_ADMIN

@@ -74,9 +74,7 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateHost]:
         start = time.monotonic()
         host.vagrant("provision", timeout=1200)
         TIMES["provisioning from the bundle (vagrant provision)"] = time.monotonic() - start
-        # asked now, while vagrant-libvirt surely finds the guest's address (it has just provisioned over ssh); later
-        # it may say "not ready for SSH" though the guest answers, and the address does not change
-        host.ssh_config()
+        host.ssh_config()  # once, before two learners' threads read it
         yield host
     finally:
         host.close()

@@ -21,6 +21,9 @@ from pathlib import Path
 
 from tests.harness import REPO
 
+PRIMARY_MACHINE = "debian"
+"""The Vagrantfile's primary machine, the one `vagrant up` starts."""
+
 CACHE = Path(os.environ.get("WORKSHOP_TEST_CACHE", "/var/cache/workshop-tests"))
 BOX_SCRIPT = REPO / "tests" / "vm" / "make-vagrant-box"
 BOX_NAME = "bento/debian-12"
@@ -162,17 +165,11 @@ class PrivateHost:
         return done
 
     def ssh_config(self) -> Path:
-        """`vagrant ssh-config`, asked once (beside the project, which is copied into the guest). Ask it before
-        starting several learners: vagrant-libvirt may say "not yet ready for SSH" while it looks the address up,
-        so it is asked again for a while."""
+        """`vagrant ssh-config` for the primary machine (the Vagrantfile defines two; unnamed, the command asks every
+        one, and the Ubuntu machine that was never started is "not yet ready for SSH"), kept beside the project."""
         config = self.project.parent / "ssh-config"
-        deadline = time.monotonic() + 120
-        while not config.exists():
-            done = self.vagrant("ssh-config", timeout=120, check=time.monotonic() > deadline)
-            if done.returncode == 0:
-                config.write_text(done.stdout)
-            else:
-                time.sleep(5)
+        if not config.exists():
+            config.write_text(self.vagrant("ssh-config", PRIMARY_MACHINE, timeout=120).stdout)
         return config
 
     # --- the project, as a trainer copies it ---------------------------------------------------------------
