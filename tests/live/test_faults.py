@@ -4,7 +4,10 @@ PID namespaces, files outside the state dir, the hostname).
 
 - SIGKILL right after step k: workshop gets no chance to clean up, its consoles are orphaned; `workshop cleanup`
   must undo it all.
-- SIGINT (Ctrl-C on its terminal) and SIGTERM right after step k: workshop must clean up by itself.
+- SIGTERM or SIGINT (Ctrl-C on its terminal) right after step k, one column: SIGTERM after odd steps, SIGINT after
+  even ones. Both unwind the same `finally` blocks between steps (SystemExit or KeyboardInterrupt at the prompt for
+  Enter), so each step is stopped once on that path and each lesson sees both signals; workshop must clean up by
+  itself.
 - Ctrl-C in the middle of step k, while it types its first line: the step stops, workshop cleans up by itself.
 
 "Right after step k" is when workshop waits for Enter before step k+1 (a run without --yes, on a pty); after the
@@ -13,7 +16,7 @@ SIGKILL there cuts its own cleanup in half).
 
 Two cells run at once (steps k and n+1-k, so that both take about as long), in one shared state dir as learners on
 one machine would: two sessions at once are supported (tests/live/test_concurrency.py), and it halves the time on two
-cores. The host is compared with its state before the row after each pair. The matrix (lessons × steps × signals)
+cores. The host is compared with its state before the row after each pair. The matrix (lessons × steps × columns)
 and its number of leaks are printed at the end of the module; every cell must leak nothing.
 
 A crash of the tool itself (an exception in a step) is injected in-process into the REPL: the prompt comes back
@@ -48,8 +51,19 @@ from workshop.observe import procfs
 
 LESSONS = loader.load_all(loader.lesson_files(REPO / "lessons"))
 MID_STEP = "^C in step"
-SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, MID_STEP: signal.SIGINT}
-"""How each column stops workshop: the first three right after step k, the last one in the middle of it."""
+TERM_OR_INT = "TERM/INT"
+COLUMNS = ("SIGKILL", TERM_OR_INT, MID_STEP)
+"""How each column stops workshop: the first two right after step k, the last one in the middle of it."""
+
+
+def signal_for(column: str, k: int) -> signal.Signals:
+    if column == "SIGKILL":
+        return signal.SIGKILL
+    if column == TERM_OR_INT:
+        return signal.SIGTERM if k % 2 else signal.SIGINT
+    return signal.SIGINT
+
+
 WAITING = "press Enter for the next step"
 DONE = "step done"
 FAILED = "this step did not do what it teaches yet"
@@ -83,7 +97,8 @@ def _print_matrix(request: pytest.FixtureRequest) -> Iterator[None]:
     lines = [
         "",
         "fault matrix: what was left on the host when workshop was stopped at step k (SIGKILL: then "
-        "`workshop cleanup`; SIGINT, SIGTERM and Ctrl-C in a step: workshop alone)",
+        "`workshop cleanup`; TERM/INT: SIGTERM after odd steps, SIGINT after even ones, and Ctrl-C in a step: "
+        "workshop alone)",
         f"{'lesson':<{width}}  {'signal':<10}  " + " ".join(f"{k:>2}" for k in range(1, steps + 1)) + "  leaks   time",
     ]
     for r in MATRIX:
@@ -94,7 +109,7 @@ def _print_matrix(request: pytest.FixtureRequest) -> Iterator[None]:
     leaks = sum(len(v) for r in MATRIX for v in r.leaks.values())
     seconds = sum(r.seconds for r in MATRIX)
     lines.append(
-        f"{len({r.lesson for r in MATRIX})} lessons × their steps × {len({r.signal for r in MATRIX})} signals = "
+        f"{len({r.lesson for r in MATRIX})} lessons × their steps × {len({r.signal for r in MATRIX})} columns = "
         f"{cells} cells, {leaks} leaks, {seconds / 60:.1f} min"
     )
     for r in MATRIX:
@@ -190,10 +205,10 @@ def _stop_at_step(lesson: model.Lesson, k: int, sig: str, env: dict[str, str]) -
             if k < total:
                 child.expect_exact(WAITING)  # idle between steps, as a learner reading the screen
         if not problem:
-            if SIGNALS[sig] == signal.SIGINT:
+            if signal_for(sig, k) == signal.SIGINT:
                 child.sendcontrol("c")  # the terminal turns it into SIGINT for workshop's process group
             else:
-                os.kill(child.pid, SIGNALS[sig])  # workshop alone: its consoles are on terminals of their own
+                os.kill(child.pid, signal_for(sig, k))  # workshop alone: its consoles are on terminals of their own
             signalled = True
             child.expect(pexpect.EOF, timeout=60)
     except (pexpect.TIMEOUT, pexpect.EOF) as e:
@@ -229,12 +244,13 @@ def _pairs(steps: int) -> list[tuple[int, ...]]:
     return [(k, steps + 1 - k) if k != steps + 1 - k else (k,) for k in range(1, steps // 2 + steps % 2 + 1)]
 
 
-CASES = [(lesson, sig) for lesson in LESSONS for sig in SIGNALS]
+CASES = [(lesson, sig) for lesson in LESSONS for sig in COLUMNS]
+CASE_IDS = [f"{lesson.id}-{sig.replace(' ', '').replace('/', '')}" for lesson, sig in CASES]
 
 
 @pytest.mark.root
 @pytest.mark.timeout(1200)
-@pytest.mark.parametrize(("lesson", "sig"), CASES, ids=[f"{lesson.id}-{sig.replace(' ', '')}" for lesson, sig in CASES])
+@pytest.mark.parametrize(("lesson", "sig"), CASES, ids=CASE_IDS)
 def test_stopping_workshop_at_any_step_leaves_the_host_as_it_was(
     lesson: model.Lesson, sig: str, workshop_env: dict[str, str], state_dir: Path, host_unchanged: HostState
 ) -> None:
