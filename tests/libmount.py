@@ -13,10 +13,14 @@ LOCK_DIR = Path("/run/mount")
 
 @contextlib.contextmanager
 def lock_dir_as_found() -> Iterator[None]:
-    made_here = not LOCK_DIR.exists()
+    was_there = LOCK_DIR.exists()
     try:
         yield
     finally:
-        if made_here:
-            with contextlib.suppress(OSError):  # gone again only while empty: a lock another mount holds stays
-                LOCK_DIR.rmdir()
+        restore(was_there)
+
+
+def restore(was_there: bool) -> None:
+    if not was_there:
+        with contextlib.suppress(OSError):  # gone again only while empty: a lock another mount holds stays
+            LOCK_DIR.rmdir()

@@ -26,7 +26,7 @@ from tests.harness import REPO
 from tests.hygiene import HostState
 from workshop.engine import events as ev
 from workshop.engine.driver import Leftovers, LessonDriver
-from workshop.engine.session import LessonSession
+from workshop.engine.session import LIBMOUNT_DIR, LessonSession
 from workshop.environment import Environment
 from workshop.lesson.loader import load_lesson
 from workshop.lesson.model import Lesson
@@ -277,7 +277,7 @@ CHILD = """
 import json, os, signal, sys
 from pathlib import Path
 from workshop.engine import runner
-from workshop.engine.session import LessonSession
+from workshop.engine.session import LIBMOUNT_DIR, LessonSession
 from workshop.environment import Environment
 from workshop.lesson.loader import load_lesson
 
@@ -334,3 +334,20 @@ def test_leftovers_of_a_crashed_session_are_undone_and_a_live_lesson_is_spared(
     while os.path.exists(running["scratch"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(running["scratch"])
+
+
+@pytest.mark.root
+@pytest.mark.timeout(120)
+def test_the_lock_dir_a_lessons_mount_made_goes_with_the_lesson_and_one_the_machine_had_stays(
+    host_unchanged: HostState, driver: LessonDriver, lesson: Lesson
+) -> None:
+    """util-linux's `mount` keeps its lock in /run/mount, on the host's /run whatever namespace it runs in: on a
+    machine that never ran `mount` since boot the lesson's first mount makes it, and the lesson's end removes it.
+    (On a machine that had it, it stays: both ways, the host is as it was.)"""
+    had_it = os.path.lexists(LIBMOUNT_DIR)
+    assert driver.start(lesson) == 0
+    outcome = driver.next()
+    assert outcome is not None and outcome.passed
+    assert os.path.isdir(LIBMOUNT_DIR), "the lesson's mount used util-linux's lock dir"
+    driver.stop()
+    assert os.path.lexists(LIBMOUNT_DIR) == had_it

@@ -19,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests import libmount
 from tests.harness import REPO
 
 PRIMARY_MACHINE = "debian"
@@ -52,11 +53,13 @@ class PrivateHost:
         self._keeper: subprocess.Popen[bytes] | None = None
         self._daemons: list[Path] = []
         self._machine_before: set[Path] = set()
+        self._lock_dir_was_there = True
 
     # --- namespaces ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._machine_before = set(Path("/sys/fs/cgroup").glob("*/machine"))
+        self._lock_dir_was_there = libmount.LOCK_DIR.exists()  # the namespace's first mount makes it on the host
         for scratch_dir in (self.scratch / "state", self.vagrant_home):
             scratch_dir.mkdir(parents=True)
         # The keeper makes the namespaces and sleeps; --kill-child ends it if the test process dies.
@@ -189,6 +192,7 @@ class PrivateHost:
             self._close()
         finally:
             self._remove_libvirt_cgroups()
+            libmount.restore(self._lock_dir_was_there)
 
     def _remove_libvirt_cgroups(self) -> None:
         """libvirtd puts its domains below a `machine` cgroup in every hierarchy and leaves it when they are gone;
