@@ -20,10 +20,27 @@ from tests.ci import IN_CI, missing, require_root
 from tests.harness import REPO, repl_environment
 from tests.hygiene import HostState
 from tests.terminal import Learner
+from tests.vm import background
 from workshop.environment import Environment
 
 if TYPE_CHECKING:
     from workshop.image.rootfs import ImageInfo
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that judge a background VM tier go last: the tier has the whole run to work beside the others."""
+    waiting = [item for item in items if item.get_closest_marker("background_tier")]
+    items[:] = [item for item in items if not item.get_closest_marker("background_tier")] + waiting
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    tiers = [m.args[0] for item in session.items for m in item.iter_markers("background_tier")]
+    if not session.config.option.collectonly:
+        background.QUEUE.start(list(dict.fromkeys(tiers)))  # each once, in the order their tests run
+
+
+def pytest_sessionfinish() -> None:
+    background.QUEUE.stop()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -10,17 +10,15 @@ from __future__ import annotations
 import lzma
 import os
 import re
-import signal
-import subprocess
+import shutil
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.ci import require_tool
 from tests.harness import REPO
-from tests.vm import vmtools
+from tests.vm import background, vmtools
 
 VM = REPO / "tests" / "vm"
 
@@ -177,6 +175,27 @@ EXPECTED_ROWS = (
 """The rows lessons-in-vm's summary must show as passed; every lesson runs in `pytest … lessons`."""
 
 
+def _blocker() -> str | None:
+    if os.environ.get("WORKSHOP_VM") == "0":
+        return "WORKSHOP_VM=0"
+    if os.environ.get("WS_IN_VM") == "1":
+        return "already inside the VM"
+    missing = [tool for tool in ("qemu-system-x86_64", "cpio", "gzip") if shutil.which(tool) is None]
+    return f"needs {', '.join(missing)}" if missing else None
+
+
+TIER = background.Tier(
+    "the cgroup v2 VM tier",
+    [str(VM / "lessons-in-vm")],
+    blocker=_blocker,
+    timeout=2300,
+    cwd=REPO,
+    env={"WS_VM_TIMEOUT": os.environ.get("WS_VM_TIMEOUT", "2000")},
+)
+"""Boots when collection is done and works beside the other tests (tests/vm/background.py)."""
+
+
+@pytest.mark.background_tier(TIER)
 @pytest.mark.timeout(2400)
 def test_every_lesson_passes_in_a_cgroup_v2_only_vm_with_shared_mounts() -> None:
     if os.environ.get("WORKSHOP_VM") == "0":
@@ -185,43 +204,13 @@ def test_every_lesson_passes_in_a_cgroup_v2_only_vm_with_shared_mounts() -> None
         pytest.skip("already inside the VM")
     for tool in ("qemu-system-x86_64", "cpio", "gzip"):
         require_tool(tool)
-    proc = subprocess.Popen(
-        [str(VM / "lessons-in-vm")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-        cwd=REPO,
-        start_new_session=True,
-        env={**os.environ, "WS_VM_TIMEOUT": os.environ.get("WS_VM_TIMEOUT", "2000")},
-    )
-    lines: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            sys.stdout.write(line)  # live with `pytest -s`
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        rc = proc.wait(timeout=2300)
-    except subprocess.TimeoutExpired:
-        # SIGTERM first: run-in-vm's trap stops qemu (which `timeout` keeps in a process group of its own)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        pytest.fail("lessons-in-vm did not finish in 2300 s:\n" + "".join(lines[-100:]))
-    reader.join(timeout=10)
-    out = "".join(lines)
+    done = TIER.result()
+    out = done.output
+    if done.timed_out:
+        pytest.fail(f"lessons-in-vm did not finish in {TIER.timeout:.0f} s:\n" + "".join(out.splitlines(True)[-100:]))
     summary = out[out.rfind("===== summary") :] if "===== summary" in out else out[-6000:]
-
-    assert rc == 0, f"lessons-in-vm exited with {rc}:\n{summary}"
+    print(f"lessons-in-vm took {done.seconds:.0f} s (started when collection was done, niced, beside the other tests)")
+    assert done.rc == 0, f"lessons-in-vm exited with {done.rc}:\n{summary}"
     rows = dict(SUMMARY_ROW.findall(summary))
     for row in EXPECTED_ROWS:
         assert rows.get(row) == "passed", f"{row} in the VM: {rows.get(row)}\n{summary}"

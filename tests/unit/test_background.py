@@ -1,0 +1,53 @@
+"""The background tiers' runner: a queued tier runs niced on its own thread and its test waits for the outcome; one
+that was not queued runs when its test asks; a tier past its timeout is stopped, its whole process group with it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from tests.vm import background
+
+
+def tier(script: str, timeout: float = 30, blocker: str | None = None) -> background.Tier:
+    return background.Tier("t", ["sh", "-c", script], blocker=lambda: blocker, timeout=timeout, cwd=Path.cwd())
+
+
+def test_a_queued_tier_runs_niced_in_the_background_and_its_test_gets_the_outcome() -> None:
+    first = tier("echo one; exit 3")
+    second = tier("echo niceness $(cut -d' ' -f19 /proc/$$/stat)")
+    queue = background.Queue()
+    queue.start([first, second])
+    assert queue.tiers == [first, second]
+    one, two = first.result(), second.result()
+    assert (one.rc, one.output, one.timed_out) == (3, "one\n", False)
+    assert two.rc == 0 and two.output == f"niceness {min(19, os.nice(0) + background.NICE)}\n"
+
+
+def test_a_blocked_tier_is_not_started_and_an_unqueued_one_runs_when_asked() -> None:
+    blocked = tier("echo never", blocker="needs qemu")
+    queue = background.Queue()
+    queue.start([blocked])
+    assert queue.tiers == []
+    later = tier("echo now")
+    assert later.result().output == "now\n"
+
+
+def test_a_tier_past_its_timeout_is_stopped_with_its_children() -> None:
+    slow = tier("sleep 60 & echo $! ; wait", timeout=1)
+    t0 = time.monotonic()
+    outcome = slow.result()
+    assert outcome.timed_out and time.monotonic() - t0 < 20
+    child = int(outcome.output.split()[0])
+    deadline = time.monotonic() + 5
+    while not _gone_or_zombie(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone_or_zombie(child), "the tier's child outlived the stop"
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    try:  # a killed child of a killed shell is a zombie until init reaps it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True

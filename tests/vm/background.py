@@ -1,0 +1,141 @@
+"""VM tiers that boot as soon as the test run starts and work in the background, at the lowest CPU priority.
+
+A guest under software emulation wants both cores for many minutes, while most of the host's own tests spend more
+than half their time waiting (on a pty, a console, a signal, a sleep). So a tier that is selected starts when
+collection is done, niced, one tier after the other, and uses the CPU the host's tests leave idle; its test, which
+runs late, waits for the result and judges it as if it had run the tier there and then. On two cores this takes
+about a quarter hour off the whole run.
+
+Only tiers that leave the host alone can run beside other tests: a guest booted from a read-only share under an
+overlay of its own (tests/vm/run-in-vm) touches no mount, link, cgroup or file the host tests compare. The Vagrant
+tier (libvirt's cgroups, its namespaces) runs in the foreground.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NICE = 19
+"""qemu under it gets only what the host's tests leave idle (CFS weighs nice 19 at 1.5% of nice 0)."""
+
+
+@dataclass
+class Outcome:
+    rc: int | None
+    output: str
+    seconds: float
+    timed_out: bool = False
+
+
+@dataclass(eq=False)
+class Tier:
+    """One tier: a command whose output is judged by a test. `blocker()` says why it cannot start (a skip or a
+    failure is for its test to say), or None."""
+
+    name: str
+    argv: Sequence[str]
+    blocker: Callable[[], str | None]
+    timeout: float
+    cwd: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    echo: bool = False  # the output goes to stdout as it comes (run in the foreground under `pytest -s`)
+    _lines: list[str] = field(default_factory=list, init=False)
+    _done: threading.Event = field(default_factory=threading.Event, init=False)
+    _outcome: Outcome | None = field(default=None, init=False)
+    _proc: subprocess.Popen[str] | None = field(default=None, init=False)
+    _started: bool = field(default=False, init=False)
+    _queued: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def run(self, nice: int = 0) -> None:
+        """Runs the tier to its end (or timeout) once; later calls return at once."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        start = time.monotonic()
+        self._proc = subprocess.Popen(
+            list(self.argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            errors="replace", cwd=self.cwd, start_new_session=True, env={**os.environ, **self.env},
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )  # fmt: skip
+        reader = threading.Thread(target=self._pump, daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            rc: int | None = self._proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self.stop()
+            rc = self._proc.returncode
+        reader.join(timeout=10)
+        self._outcome = Outcome(rc, "".join(self._lines), time.monotonic() - start, timed_out)
+        self._done.set()
+
+    def _pump(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._lines.append(line)
+            if self.echo:
+                sys.stdout.write(line)
+
+    def result(self) -> Outcome:
+        """The outcome, waiting for a background run; a tier that was not queued runs now, in the foreground."""
+        if not self._queued:
+            self.echo = True
+            self.run()
+        self._done.wait()
+        assert self._outcome is not None
+        return self._outcome
+
+    def stop(self) -> None:
+        """SIGTERM to the tier's process group first (run-in-vm's trap stops qemu), then SIGKILL."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                proc.wait(timeout=grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+class Queue:
+    """Selected tiers, run one after the other on a thread of their own: two guests at once would only share the
+    same two cores."""
+
+    def __init__(self) -> None:
+        self.tiers: list[Tier] = []
+        self._thread: threading.Thread | None = None
+
+    def start(self, tiers: Sequence[Tier]) -> None:
+        self.tiers = [t for t in tiers if t.blocker() is None]
+        for tier in self.tiers:
+            tier._queued = True
+        if self.tiers:
+            self._thread = threading.Thread(target=self._run_all, name="background tiers", daemon=True)
+            self._thread.start()
+
+    def _run_all(self) -> None:
+        for tier in self.tiers:
+            tier.run(nice=NICE)
+
+    def stop(self) -> None:
+        for tier in self.tiers:
+            tier.stop()
+
+
+QUEUE = Queue()
