@@ -28,9 +28,15 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that judge a background VM tier go last: the tier has the whole run to work beside the others."""
-    waiting = [item for item in items if item.get_closest_marker("background_tier")]
-    items[:] = [item for item in items if not item.get_closest_marker("background_tier")] + waiting
+    """Tests that judge a background VM tier go after the others, so that the tier has the whole run to work beside
+    them; tests that want both cores to themselves (`after_background`) go after those."""
+
+    def place(item: pytest.Item) -> int:
+        return (
+            2 if item.get_closest_marker("after_background") else 1 if item.get_closest_marker("background_tier") else 0
+        )
+
+    items.sort(key=place)  # stable: the order within each group stays
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

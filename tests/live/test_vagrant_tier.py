@@ -42,6 +42,8 @@ TIMES: dict[str, float] = {}
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("WORKSHOP_VAGRANT") == "0", reason="WORKSHOP_VAGRANT=0"),
+    # libvirt's cgroups and namespaces may not run beside other tests, and its guest wants both cores
+    pytest.mark.after_background,
     # the first test also waits for the one boot and provisioning the module shares (software emulation)
     pytest.mark.timeout(1800),
 ]

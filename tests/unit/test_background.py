@@ -3,7 +3,6 @@ that was not queued runs when its test asks; a tier past its timeout is stopped,
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -14,15 +13,16 @@ def tier(script: str, timeout: float = 30, blocker: str | None = None) -> backgr
     return background.Tier("t", ["sh", "-c", script], blocker=lambda: blocker, timeout=timeout, cwd=Path.cwd())
 
 
-def test_a_queued_tier_runs_niced_in_the_background_and_its_test_gets_the_outcome() -> None:
-    first = tier("echo one; exit 3")
-    second = tier("echo niceness $(cut -d' ' -f19 /proc/$$/stat)")
+def test_queued_tiers_run_one_after_the_other_in_the_background_and_their_tests_get_the_outcome() -> None:
+    first = tier("echo one; sleep 0.3; exit 3")
+    second = tier("echo two")
     queue = background.Queue()
     queue.start([first, second])
     assert queue.tiers == [first, second]
     one, two = first.result(), second.result()
     assert (one.rc, one.output, one.timed_out) == (3, "one\n", False)
-    assert two.rc == 0 and two.output == f"niceness {min(19, os.nice(0) + background.NICE)}\n"
+    assert (two.rc, two.output) == (0, "two\n")
+    assert two.started >= one.started + one.seconds, "the second began when the first was done"
 
 
 def test_a_blocked_tier_is_not_started_and_an_unqueued_one_runs_when_asked() -> None:
