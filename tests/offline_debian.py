@@ -39,8 +39,10 @@ def minbase() -> Path:
     return MINBASE
 
 
-def make_bundle(out: Path) -> Path:
-    done = subprocess.run([str(REPO / "make-bundle"), str(out)], capture_output=True, text=True, timeout=600)
+def make_bundle(out: Path, arch: str | None = None) -> Path:
+    """`./make-bundle OUT`, or `./make-bundle --arch ARCH OUT` for learners on another architecture."""
+    argv = [str(REPO / "make-bundle"), *(["--arch", arch] if arch else []), str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"make-bundle failed:\n{done.stdout}{done.stderr}")
     return out

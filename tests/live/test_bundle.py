@@ -7,6 +7,7 @@ the offline claim is tested, not assumed.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,3 +97,26 @@ def test_a_bare_debian_without_network_installs_from_the_bundle_beside_the_repos
 def _log(root: Path) -> str:
     log = root / "var/log/workshop-setup.log"
     return log.read_text()[-3000:] if log.exists() else ""
+
+
+def test_a_bundle_for_arm64_learners_is_made_on_an_amd64_machine(tmp_path: Path) -> None:
+    """A trainer's amd64 laptop makes the bundle for an Apple Silicon room: arm64 debs, aarch64 wheels, no image."""
+    require_root()
+    _debian_12_amd64()
+    require_tool("apt-ftparchive")
+    out = offline_debian.make_bundle(tmp_path / "bundle", arch="arm64")
+
+    assert "arch=arm64" in (out / "MANIFEST").read_text().splitlines()
+    debs = sorted((out / "debs").glob("*.deb"))
+    assert any(deb.name.startswith("busybox-static_") for deb in debs)
+    architectures = {
+        deb.name: subprocess.run(
+            ["dpkg-deb", "-f", str(deb), "Architecture"], capture_output=True, text=True
+        ).stdout.strip()
+        for deb in debs
+    }
+    assert set(architectures.values()) <= {"arm64", "all"}, architectures
+    wheels = [w.name for w in (out / "wheels").glob("*.whl")]
+    assert wheels and all(w.endswith("-none-any.whl") or "aarch64" in w for w in wheels), wheels
+    # the host's busybox is amd64: setup.sh builds the image on the learner's machine from its own
+    assert not (out / "images").exists()
