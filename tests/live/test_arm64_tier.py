@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
-import threading
+import shutil
 
 import pytest
 
 from tests.ci import require_tool
 from tests.harness import REPO
+from tests.vm import background
 
-TIER = REPO / "tests" / "vm" / "arm64-tier"
+SCRIPT = REPO / "tests" / "vm" / "arm64-tier"
 SUMMARY_ROW = re.compile(r"^  (\S.*?)\s{2,}(passed|shown|FAILED \(exit \d+\))\s+[\d.]+\s*$", re.MULTILINE)
 LESSONS = sorted(p.name for p in (REPO / "lessons").iterdir() if (p / "lesson.md").exists())
 EXPECTED_ROWS = (
@@ -31,50 +29,37 @@ EXPECTED_ROWS = (
 """The rows arm64-tier's summary must show as passed (podman is offered, not installed: its row is shown)."""
 
 
+def _blocker() -> str | None:
+    if os.environ.get("WORKSHOP_ARM64") == "0":
+        return "WORKSHOP_ARM64=0"
+    if os.environ.get("WS_IN_VM") == "1":
+        return "already inside a VM"
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    return f"needs {', '.join(missing)}" if missing else None
+
+
+TOOLS = ("qemu-system-aarch64", "debootstrap", "mmdebstrap", "mkfs.ext4", "cpio", "gzip", "apt-ftparchive")
+# the first run builds the arm64 root: its Debian second stage is emulated
+TIER = background.Tier("the arm64 tier", [str(SCRIPT)], blocker=_blocker, timeout=4700, cwd=REPO)
+"""Boots when collection is done, after the cgroup v2 tier, beside the other tests (tests/vm/background.py)."""
+
+
+@pytest.mark.background_tier(TIER)
 @pytest.mark.timeout(4800)
 def test_every_lesson_passes_on_debian_12_arm64_installed_from_a_bundle() -> None:
     if os.environ.get("WORKSHOP_ARM64") == "0":
         pytest.skip("WORKSHOP_ARM64=0")
     if os.environ.get("WS_IN_VM") == "1":
         pytest.skip("already inside a VM")
-    for tool in ("qemu-system-aarch64", "debootstrap", "mmdebstrap", "mkfs.ext4", "cpio", "gzip", "apt-ftparchive"):
+    for tool in TOOLS:
         require_tool(tool)
-    proc = subprocess.Popen(
-        [str(TIER)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-        cwd=REPO,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            sys.stdout.write(line)  # live with `pytest -s`
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        rc = proc.wait(timeout=4700)  # the first run builds the arm64 root: its Debian second stage is emulated
-    except subprocess.TimeoutExpired:
-        # SIGTERM first: run-in-vm's trap stops qemu (which `timeout` keeps in a process group of its own)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        pytest.fail("arm64-tier did not finish in 4700 s:\n" + "".join(lines[-100:]))
-    reader.join(timeout=10)
-    out = "".join(lines)
+    done = TIER.result()
+    out = done.output
+    if done.timed_out:
+        pytest.fail(f"arm64-tier did not finish in {TIER.timeout:.0f} s:\n" + "".join(out.splitlines(True)[-100:]))
     summary = out[out.rfind("===== summary") :] if "===== summary" in out else out[-6000:]
-
-    assert rc == 0, f"arm64-tier exited with {rc}:\n{summary}"
+    print(f"arm64-tier took {done.seconds:.0f} s (started in the background)")
+    assert done.rc == 0, f"arm64-tier exited with {done.rc}:\n{summary}"
     rows = dict(SUMMARY_ROW.findall(summary))
     for row in EXPECTED_ROWS:
         assert rows.get(row) == "passed", f"{row} on arm64: {rows.get(row)}\n{summary}"
