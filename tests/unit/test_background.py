@@ -51,3 +51,38 @@ def _gone_or_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+SUMMARY = """\
+===== summary: Debian 12 arm64, kernel 6.1.0-57-arm64, installed from a bundle
+  what                                     result              seconds
+  setup.sh --bundle                        passed                111.6
+  lesson podman (no podman here)           shown                   2.4
+  lesson veth                              {veth:<18}    17.9
+RESULT: {result}
+"""
+
+
+def summary_tier(veth: str, result: str, rc: int = 0) -> background.Tier:
+    text = SUMMARY.format(veth=veth, result=result).replace("'", "'\\''")
+    return tier(f"echo booting; printf '%s' '{text}'; exit {rc}")
+
+
+def test_a_tier_passes_when_its_summary_passed_every_expected_row() -> None:
+    assert summary_tier("passed", "all passed").problems(["setup.sh --bundle", "lesson veth"]) == []
+
+
+def test_a_failed_row_a_missing_row_and_the_exit_status_are_each_named() -> None:
+    problems = summary_tier("FAILED (exit 1)", "1 FAILED", rc=1).problems(["lesson veth", "lesson capstone"])
+    assert problems[:4] == [
+        "t exited with 1",
+        "lesson veth: FAILED (exit 1)",
+        "lesson capstone: missing",
+        "no 'RESULT: all passed'",
+    ]
+    assert problems[-1].startswith("===== summary")  # the table itself, for the reader of the failure
+
+
+def test_a_tier_that_ran_out_of_time_says_so_with_its_last_lines() -> None:
+    (problem,) = tier("echo last words; sleep 30", timeout=1).problems(["anything"])
+    assert problem.startswith("t did not finish in 1 s") and "last words" in problem

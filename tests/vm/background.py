@@ -18,6 +18,8 @@ tier (libvirt's cgroups, its namespaces) runs in the foreground.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +28,23 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+SUMMARY_ROW = re.compile(r"^  (\S.*?)\s{2,}(passed|shown|FAILED \(exit \d+\))\s+[\d.]+\s*$", re.MULTILINE)
+"""A row of the summary table the tier scripts print at the end (tests/vm/lessons-in-vm, tests/vm/arm64-tier)."""
+
+
+def blocker(skip_variable: str, tools: Sequence[str]) -> Callable[[], str | None]:
+    """Why a tier cannot start here: `skip_variable`=0, already inside a VM, or a missing tool."""
+
+    def why() -> str | None:
+        if os.environ.get(skip_variable) == "0":
+            return f"{skip_variable}=0"
+        if os.environ.get("WS_IN_VM") == "1":
+            return "already inside a VM"
+        missing = [tool for tool in tools if shutil.which(tool) is None]
+        return f"needs {', '.join(missing)}" if missing else None
+
+    return why
 
 
 @dataclass
@@ -96,6 +115,19 @@ class Tier:
         self._done.wait()
         assert self._outcome is not None
         return self._outcome
+
+    def problems(self, expected_rows: Sequence[str]) -> list[str]:
+        """What is wrong with the finished run: a timeout, an exit status, a row of the summary not passed."""
+        out = self.result().output
+        summary = out[out.rfind("===== summary") :] if "===== summary" in out else out[-6000:]
+        if self.result().timed_out:
+            return [f"{self.name} did not finish in {self.timeout:.0f} s:\n" + "".join(out.splitlines(True)[-100:])]
+        found = [] if self.result().rc == 0 else [f"{self.name} exited with {self.result().rc}"]
+        rows = dict(SUMMARY_ROW.findall(summary))
+        found += [f"{row}: {rows.get(row, 'missing')}" for row in expected_rows if rows.get(row) != "passed"]
+        if "RESULT: all passed" not in summary:
+            found.append("no 'RESULT: all passed'")
+        return [*found, summary] if found else []
 
     def stop(self) -> None:
         """SIGTERM to the tier's process group first (run-in-vm's trap stops qemu), then SIGKILL."""
