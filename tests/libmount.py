@@ -5,6 +5,7 @@ removes that directory again when it made it, so the host is left as found."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,3 +25,10 @@ def restore(was_there: bool) -> None:
     if not was_there:
         with contextlib.suppress(OSError):  # gone again only while empty: a lock another mount holds stays
             LOCK_DIR.rmdir()
+
+
+def elsewhere(scratch: Path) -> dict[str, str]:
+    """An environment in which util-linux keeps its utab and lock in `scratch` instead of /run/mount: for tools
+    that mount in namespaces of their own (mmdebstrap) while other tests compare the host."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "LIBMOUNT_UTAB": str(scratch / "utab")}

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests import libmount
 from tests.harness import REPO
 from tests.libmount import lock_dir_as_found
 
@@ -34,7 +35,8 @@ def minbase() -> Path:
         partial = MINBASE.with_suffix(".partial")
         # the format by name: mmdebstrap picks it from the target's suffix, and makes a directory of ".partial"
         argv = ["mmdebstrap", "--quiet", "--variant=minbase", "--format=tar", "bookworm", str(partial)]
-        subprocess.run(argv, check=True)
+        subprocess.run(argv, check=True, env=libmount.elsewhere(CACHE / "minbase-libmount"))  # its mounts
+        shutil.rmtree(CACHE / "minbase-libmount", ignore_errors=True)
         partial.rename(MINBASE)
     return MINBASE
 

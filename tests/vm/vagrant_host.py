@@ -39,7 +39,9 @@ def box() -> Path:
     path = CACHE / f"vagrant-box-{key}" / "debian-12.box"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(BOX_SCRIPT), str(path)], check=True, timeout=1800)
+        env = libmount.elsewhere(path.parent / "libmount")  # its mmdebstrap mounts
+        subprocess.run([str(BOX_SCRIPT), str(path)], check=True, timeout=1800, env=env)
+        shutil.rmtree(path.parent / "libmount", ignore_errors=True)
     return path
 
 
